@@ -1,0 +1,54 @@
+"""CASS, the Charger After-Service System: the web application factory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from cass.config import ROOT, Config, instance_dir, sqlalchemy_url
+from cass.extensions import csrf, db, htmx, login_manager, migrate
+
+
+def create_app(config: Config | None = None, **overrides: Any) -> Flask:
+    """Create and configure the CASS web application."""
+    app = Flask(
+        __name__,
+        instance_path=str(instance_dir()),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    app.config.from_object(config or Config())
+    app.config.update(overrides)
+    if not app.config.get("DATABASE_URL"):
+        from cass.embedded_db import resolve_database_url
+
+        app.config["DATABASE_URL"] = resolve_database_url()
+    app.config["SQLALCHEMY_DATABASE_URI"] = sqlalchemy_url(app.config["DATABASE_URL"])
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    csrf.init_app(app)
+    htmx.init_app(app)
+    login_manager.init_app(app)
+
+    from cass import models  # noqa: F401  (registers the models with the metadata)
+    from cass.admin.routes import bp as admin_bp
+    from cass.auth.routes import bp as auth_bp
+    from cass.auth.session import init_sessions
+    from cass.errors import init_error_handlers
+    from cass.health.routes import bp as health_bp
+    from cass.main.routes import bp as main_bp
+    from cass.metrics import init_metrics
+    from cass.navigation import init_navigation
+    from cass.security import init_security_headers
+
+    init_metrics(app)
+    init_sessions(app)
+    init_security_headers(app)
+    init_error_handlers(app)
+    init_navigation(app)
+    for blueprint in (health_bp, auth_bp, main_bp, admin_bp):
+        app.register_blueprint(blueprint)
+    csrf.exempt(health_bp)
+    return app

@@ -1,0 +1,213 @@
+"""The `cass` command: Flask's CLI (so `cass db upgrade` works) plus CASS's own commands."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+
+import click
+from flask import Flask
+from flask.cli import FlaskGroup
+
+from cass import create_app
+from cass.config import Config
+from cass.launcher import (
+    LaunchError,
+    Supervisor,
+    check_database,
+    check_port_free,
+    child_commands,
+    demo_secret,
+    prometheus_dir,
+)
+from cass.models.users import ROLES
+
+
+def _app() -> Flask:
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_app, add_version_option=False, load_dotenv=True)
+def cli() -> None:
+    """CASS, the Charger After-Service System."""
+
+
+def _fail(message: str) -> None:
+    click.echo(f"cass: {message}", err=True)
+    sys.exit(1)
+
+
+def _seed_if_empty(password: str, charger_key: str) -> bool:
+    """Seed the demo data when no tenant exists; return whether it did."""
+    from cass.services import demo
+    from cass.tenancy import system_context
+
+    with system_context():
+        if demo.is_seeded():
+            return False
+        demo.seed_demo(password, charger_key)
+        return True
+
+
+@cli.command("up", with_appcontext=False)
+def up() -> None:
+    """Start everything: database, migrations, demo data, web, bridge and scheduler."""
+    config = Config()
+    server = None
+    try:
+        check_port_free(config.CASS_WEB_PORT, "CASS_WEB_PORT, web")
+        check_port_free(config.CASS_BRIDGE_PORT, "CASS_BRIDGE_PORT, bridge")
+        url = os.environ.get("DATABASE_URL")
+        if url:
+            check_database(url)
+        else:
+            from cass.embedded_db import ensure_database, start_embedded
+
+            click.echo("cass: starting the embedded PostgreSQL (instance/pgdata)…")
+            server = start_embedded()
+            url = ensure_database(server.get_uri())
+    except LaunchError as exc:
+        _fail(str(exc))
+    except Exception as exc:  # e.g. the embedded server failed to start
+        _fail(f"cannot start the database: {exc}")
+    assert url is not None
+    os.environ["DATABASE_URL"] = url
+    password = demo_secret("CASS_DEMO_PASSWORD", "demo_password")
+    charger_key = demo_secret("CASS_DEMO_CHARGER_KEY", "demo_charger_key")
+    supervisor = None
+    try:
+        app = create_app(Config(DATABASE_URL=url))
+        with app.app_context():
+            from flask_migrate import upgrade
+
+            upgrade()
+            seeded = _seed_if_empty(password, charger_key)
+        env = dict(
+            os.environ,
+            DATABASE_URL=url,
+            CASS_INSTANCE_DIR=str(app.instance_path),
+            SECRET_KEY=app.config["SECRET_KEY"],
+            PROMETHEUS_MULTIPROC_DIR=str(prometheus_dir()),
+        )
+        supervisor = Supervisor(env)
+        for name, argv in child_commands(config.CASS_WEB_PORT, config.CASS_BRIDGE_PORT).items():
+            supervisor.start(name, argv)
+        _print_banner(config, seeded, password, charger_key)
+        code = supervisor.wait()
+    except KeyboardInterrupt:
+        code = 0
+        if supervisor:
+            supervisor.stop()
+    finally:
+        if server is not None:
+            server.cleanup()
+    click.echo("cass: stopped.")
+    sys.exit(code)
+
+
+def _print_banner(config: Config, seeded: bool, password: str, charger_key: str) -> None:
+    from cass.services.demo import DEMO_USERS
+
+    logins = ", ".join(email for people in DEMO_USERS.values() for email, _, _ in people)
+    click.echo(
+        "\nCASS is up.\n"
+        f"  web     http://127.0.0.1:{config.CASS_WEB_PORT}/\n"
+        f"  bridge  ws://127.0.0.1:{config.CASS_BRIDGE_PORT}/ocpp/<charge_point_id>\n"
+        f"  demo data {'seeded now' if seeded else 'already present'}; logins: {logins}\n"
+        f"  password: {password}    charger key (DEMO-CP-0001…): {charger_key}\n"
+        "Press Ctrl-C to stop.\n",
+    )
+    sys.stdout.flush()
+
+
+@cli.command("seed-demo")
+def seed_demo_command() -> None:
+    """Seed the demo tenants, users, vendor, sites and chargers (on an empty database)."""
+    password = demo_secret("CASS_DEMO_PASSWORD", "demo_password")
+    charger_key = demo_secret("CASS_DEMO_CHARGER_KEY", "demo_charger_key")
+    if not _seed_if_empty(password, charger_key):
+        _fail("the database already has tenants; demo data is seeded only on an empty database")
+    click.echo(f"Demo data seeded. Password: {password}  Charger key: {charger_key}")
+
+
+@cli.group("tenant")
+def tenant_group() -> None:
+    """Manage tenants."""
+
+
+@tenant_group.command("create")
+@click.argument("slug")
+@click.argument("name")
+@click.option("--key-prefix", help="Ticket key prefix, e.g. DEMO (default: the slug).")
+def tenant_create(slug: str, name: str, key_prefix: str | None) -> None:
+    """Create a tenant SLUG called NAME."""
+    from cass.services.tenants import TenantError, create_tenant
+    from cass.tenancy import system_context
+
+    with system_context():
+        try:
+            tenant = create_tenant(slug, name, key_prefix)
+        except TenantError as exc:
+            _fail(str(exc))
+        click.echo(f"Tenant {tenant.slug} ({tenant.name}) created, key prefix {tenant.key_prefix}.")
+
+
+@cli.command("create-user")
+@click.option("--tenant", "tenant_slug", required=True, help="The tenant's slug.")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--role", type=click.Choice(ROLES), required=True)
+@click.option("--vendor", "vendor_name", help="The vendor's name (for role vendor).")
+@click.option("--password", envvar="CASS_NEW_USER_PASSWORD", help="Asked for when not given.")
+def create_user_command(
+    tenant_slug: str,
+    email: str,
+    name: str,
+    role: str,
+    vendor_name: str | None,
+    password: str | None,
+) -> None:
+    """Create a user in a tenant."""
+    from sqlalchemy import select
+
+    from cass.extensions import db
+    from cass.models import Vendor
+    from cass.services.auth import MIN_PASSWORD
+    from cass.services.tenants import tenant_by_slug
+    from cass.services.users import UserError, create_user
+    from cass.tenancy import system_context, tenant_context
+
+    with system_context():
+        tenant = tenant_by_slug(tenant_slug)
+        if tenant is None:
+            _fail(f"no tenant {tenant_slug!r}")
+        tenant_id = tenant.id
+    if password is None:
+        password = getpass.getpass("Password: ")
+    if len(password) < MIN_PASSWORD:
+        _fail(f"the password needs at least {MIN_PASSWORD} characters")
+    with tenant_context(tenant_id):
+        vendor = None
+        if vendor_name:
+            vendor = db.session.scalar(select(Vendor).where(Vendor.name == vendor_name))
+            if vendor is None:
+                _fail(f"no vendor {vendor_name!r} in tenant {tenant_slug}")
+        try:
+            user = create_user(email, name, role, password, vendor)
+        except UserError as exc:
+            _fail(str(exc))
+        click.echo(f"User {user.email} ({role}) created in {tenant_slug}.")
+
+
+@cli.command("scheduler")
+def scheduler_command() -> None:
+    """Run the periodic jobs (each under a Postgres advisory lock)."""
+    from cass.scheduler import run_scheduler
+
+    run_scheduler()
+
+
+def main() -> None:
+    """Entry point of the `cass` console script."""
+    cli(prog_name="cass")

@@ -1,0 +1,69 @@
+"""Settings, read from the environment (and a `.env` file when present)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def instance_dir() -> Path:
+    """Return the folder holding local state (embedded database, files); `./instance` by default."""
+    return Path(os.environ.get("CASS_INSTANCE_DIR", "instance")).resolve()
+
+
+def _secret_key() -> str:
+    """Return SECRET_KEY, or one kept in the instance folder so sessions survive restarts."""
+    key = os.environ.get("SECRET_KEY")
+    if key:
+        return key
+    path = instance_dir() / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Return the SQLAlchemy form of a libpq URL, always on the psycopg 3 driver."""
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    raise ValueError(f"DATABASE_URL must be a postgresql:// URL, got {url.split(':', 1)[0]}://")
+
+
+class Config:
+    """Configuration for create_app(); every value can come from the environment."""
+
+    def __init__(self, **overrides: object) -> None:
+        load_dotenv(Path.cwd() / ".env")
+        self.SECRET_KEY = _secret_key()
+        self.DATABASE_URL = os.environ.get("DATABASE_URL", "")
+        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        # The role the web serves requests as; it never bypasses row-level security.
+        self.CASS_APP_DB_ROLE = os.environ.get("CASS_APP_DB_ROLE", "cass_app")
+        self.CASS_WEB_PORT = int(os.environ.get("CASS_WEB_PORT", "8000"))
+        self.CASS_BRIDGE_PORT = int(os.environ.get("CASS_BRIDGE_PORT", "9000"))
+        self.CASS_STORAGE_URL = os.environ.get("CASS_STORAGE_URL", "file://instance/files")
+        self.SMTP_URL = os.environ.get("SMTP_URL", "")
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.SESSION_COOKIE_SECURE = os.environ.get("CASS_SECURE_COOKIES", "") == "1"
+        self.REMEMBER_COOKIE_HTTPONLY = True
+        self.REMEMBER_COOKIE_SAMESITE = "Lax"
+        self.REMEMBER_COOKIE_SECURE = self.SESSION_COOKIE_SECURE
+        self.REMEMBER_COOKIE_DURATION = 60 * 60 * 24 * 14
+        self.WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
+        self.WTF_CSRF_HEADERS = ["X-CSRFToken"]
+        self.LOGIN_MAX_FAILURES = int(os.environ.get("CASS_LOGIN_MAX_FAILURES", "10"))
+        self.LOGIN_WINDOW_MINUTES = int(os.environ.get("CASS_LOGIN_WINDOW_MINUTES", "15"))
+        self.MAX_CONTENT_LENGTH = 25 * 1024 * 1024
+        for key, value in overrides.items():
+            setattr(self, key, value)

@@ -1,0 +1,35 @@
+"""Tenants (charging operators) and the mixin every tenant-owned table uses."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Identity, String, func
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+
+from cass.extensions import db
+
+
+class Tenant(db.Model):
+    """A charging operator; every other row belongs to exactly one."""
+
+    __tablename__ = "tenant"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    slug: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    # The prefix of ticket keys, e.g. DEMO in DEMO-1042.
+    key_prefix: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class TenantOwned:
+    """Mixin: an identity primary key and an indexed, non-null tenant_id."""
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+
+    @declared_attr
+    def tenant_id(cls) -> Mapped[int]:
+        return mapped_column(
+            BigInteger, ForeignKey("tenant.id", ondelete="CASCADE"), index=True, nullable=False
+        )

@@ -1,0 +1,49 @@
+"""Who may do what: one table of data (action -> roles), enforced by one decorator."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import abort
+from flask_login import current_user, login_required
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ALL_ROLES = frozenset({"admin", "as_manager", "call_center", "as_engineer", "vendor", "viewer"})
+STAFF = ALL_ROLES - {"vendor"}
+
+# The single source of truth for role rules; the access-matrix test reads it too.
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "home.view": ALL_ROLES,
+    "account.change_password": ALL_ROLES,
+    "users.view": frozenset({"admin"}),
+    "users.manage": frozenset({"admin"}),
+    "vendors.view": frozenset({"admin", "as_manager"}),
+    "vendors.manage": frozenset({"admin"}),
+}
+
+
+def can(role: str | None, action: str) -> bool:
+    """Return whether `role` may perform `action`."""
+    return role is not None and role in PERMISSIONS[action]
+
+
+def requires(action: str) -> Callable[[F], F]:
+    """Let only signed-in users whose role may perform `action` into the view (else 403)."""
+    if action not in PERMISSIONS:
+        raise KeyError(f"unknown action {action!r}")
+
+    def decorator(view: F) -> F:
+        @wraps(view)
+        @login_required
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if not can(current_user.role, action):
+                abort(403)
+            return view(*args, **kwargs)
+
+        wrapped.required_action = action  # type: ignore[attr-defined]
+        return wrapped  # type: ignore[return-value]
+
+    return decorator

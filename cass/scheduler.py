@@ -1,0 +1,79 @@
+"""The scheduler process: periodic jobs, each run once across any number of copies."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import zlib
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+from flask import Flask
+from sqlalchemy import text
+
+from cass.extensions import db
+from cass.tenancy import system_context
+
+log = logging.getLogger("cass.scheduler")
+
+
+def lock_key(name: str) -> int:
+    """Return a stable advisory-lock key for a job name."""
+    return zlib.crc32(f"cass.job.{name}".encode())
+
+
+def run_locked(app: Flask, name: str, job: Callable[[], Any]) -> bool:
+    """Run `job` only if no other scheduler holds the job's advisory lock; return whether it ran."""
+    with app.app_context(), system_context():
+        got = db.session.execute(
+            text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": lock_key(name)}
+        ).scalar()
+        if not got:
+            log.info("job %s is running elsewhere; skipped", name)
+            return False
+        # The lock lives as long as this transaction; the job commits its own work in a session
+        # of its own (a nested app context), and leaving system_context() releases the lock.
+        with app.app_context(), system_context():
+            result = job()
+        log.info("job %s done: %s", name, result)
+        return True
+
+
+def _jobs() -> dict[str, tuple[Callable[[], Any], dict[str, Any]]]:
+    from cass.services.auth import prune_login_attempts
+
+    return {
+        "prune_login_attempts": (
+            lambda: prune_login_attempts(timedelta(days=7)),
+            {"trigger": "interval", "hours": 1},
+        ),
+    }
+
+
+def run_scheduler() -> None:
+    """Run the jobs until SIGTERM or SIGINT."""
+    from cass import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s scheduler %(message)s")
+    app = create_app()
+    scheduler = BlockingScheduler(timezone="UTC")
+    for name, (job, trigger) in _jobs().items():
+        scheduler.add_job(
+            run_locked,
+            args=(app, name, job),
+            id=name,
+            name=name,
+            coalesce=True,
+            max_instances=1,
+            **trigger,
+        )
+
+    def _stop(signum: int, frame: Any) -> None:
+        scheduler.shutdown(wait=False)
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    log.info("scheduler started with jobs: %s", ", ".join(_jobs()))
+    scheduler.start()

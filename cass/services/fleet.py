@@ -1,0 +1,55 @@
+"""Read-only views of the tenant's sites and chargers for the home page."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import String, cast, func, or_, select
+
+from cass.extensions import db
+from cass.models import Charger, Site
+from cass.tenancy import scoped
+
+SEARCH_LIMIT = 20
+
+
+@dataclass(frozen=True)
+class FleetSummary:
+    """Counts for the overview tiles."""
+
+    sites: int
+    chargers: int
+    online: int
+
+
+def fleet_summary() -> FleetSummary:
+    """Count the tenant's sites, chargers and online chargers in one query."""
+    chargers = scoped(Charger).subquery()
+    row = db.session.execute(
+        select(
+            select(func.count()).select_from(scoped(Site).subquery()).scalar_subquery(),
+            func.count(chargers.c.id),
+            func.count(chargers.c.id).filter(chargers.c.online),
+        ).select_from(chargers)
+    ).one()
+    return FleetSummary(sites=row[0], chargers=row[1], online=row[2])
+
+
+def search_chargers(query: str, limit: int = SEARCH_LIMIT) -> list[tuple[Charger, Site]]:
+    """Find chargers by OCPP id, serial, asset tag, site name or address (case-insensitive)."""
+    query = query.strip()[:100]
+    stmt = scoped(Charger).join(Site, Site.id == Charger.site_id).add_columns(Site)
+    if query:
+        like = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = stmt.where(
+            or_(
+                Charger.ocpp_id.ilike(like),
+                Charger.serial.ilike(like),
+                Charger.asset_tag.ilike(like),
+                Site.name.ilike(like),
+                Site.address.ilike(like),
+                cast(Charger.id, String) == query,
+            )
+        )
+    stmt = stmt.order_by(Charger.ocpp_id).limit(limit)
+    return [(row[0], row[1]) for row in db.session.execute(stmt)]
