@@ -1,0 +1,129 @@
+"""Fixtures: one throwaway embedded PostgreSQL per test session, migrated once; each test
+starts from empty tables (truncation, so that threads and subprocesses see the same data)."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from cass import create_app
+from cass.config import Config
+from cass.embedded_db import ensure_database, start_embedded
+from cass.extensions import db
+
+DEMO_PASSWORD = "demo-password-123"
+CHARGER_KEY = "charger-key-123"
+CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+CSRF_HEADER_RE = re.compile(r'"X-CSRFToken": "([^"]+)"')
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[object]:
+    """Start the embedded PostgreSQL for the whole test session."""
+    root = Path(tempfile.mkdtemp(prefix="cass-test-"))
+    server = start_embedded(root / "pgdata", cleanup_mode="delete")
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def database_url(pg_server, tmp_path_factory) -> str:
+    """Create and migrate the test database; return its libpq URL."""
+    url = ensure_database(pg_server.get_uri(), "cass_test")
+    os.environ["CASS_INSTANCE_DIR"] = str(tmp_path_factory.mktemp("instance"))
+    app = create_app(Config(DATABASE_URL=url, SECRET_KEY="test"))
+    with app.app_context():
+        from flask_migrate import upgrade
+
+        upgrade()
+        db.engine.dispose()
+    return url
+
+
+def truncate_all(url: str) -> None:
+    """Empty every table (as the owner, which RLS does not filter)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND tablename <> 'alembic_version'"
+            )
+        ]
+        if tables:
+            conn.execute(
+                "TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"
+            )
+
+
+def make_app(database_url: str, **overrides: object) -> Flask:
+    """Create a test app on the test database."""
+    app = create_app(Config(DATABASE_URL=database_url, SECRET_KEY="test-secret"), **overrides)
+    app.config.update(TESTING=True)
+    return app
+
+
+@pytest.fixture
+def app(database_url: str) -> Iterator[Flask]:
+    """A fresh app on empty tables."""
+    truncate_all(database_url)
+    app = make_app(database_url)
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def demo(app: Flask) -> dict[str, int]:
+    """Seed the demo data; return the ids the tests use, by name."""
+    from sqlalchemy import select
+
+    from cass.models import Charger, Tenant, User, Vendor
+    from cass.services.demo import seed_demo
+    from cass.tenancy import system_context
+
+    with app.app_context(), system_context():
+        seed_demo(DEMO_PASSWORD, CHARGER_KEY)
+        ids = {t.slug: t.id for t in db.session.scalars(select(Tenant))}
+        for user in db.session.scalars(select(User)):
+            ids[user.email] = user.id
+        for vendor in db.session.scalars(select(Vendor)):
+            ids[f"vendor:{vendor.name}"] = vendor.id
+        for charger in db.session.scalars(select(Charger)):
+            ids[charger.ocpp_id] = charger.id
+    return ids
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client of the app."""
+    return app.test_client()
+
+
+def csrf_from(html: str) -> str:
+    """Return the CSRF token embedded in a page (form field or the body's hx-headers)."""
+    match = CSRF_RE.search(html) or CSRF_HEADER_RE.search(html)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+def login(client: FlaskClient, email: str, password: str = DEMO_PASSWORD, **extra: str):
+    """Sign in through the real form; return the POST response."""
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    return client.post(
+        "/login", data={"csrf_token": token, "email": email, "password": password, **extra}
+    )
+
+
+def page_token(client: FlaskClient, path: str = "/") -> str:
+    """Return the CSRF token of a signed-in page."""
+    return csrf_from(client.get(path).get_data(as_text=True))
