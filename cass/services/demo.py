@@ -77,6 +77,7 @@ def seed_demo(password: str, charger_key: str) -> None:
         phone="+44 20 7946 0000",
     )
     db.session.add(vendor)
+    db.session.add(Vendor(tenant_id=tenants["acme"].id, name="Acme Field Crew"))
     db.session.flush()
     for slug, people in DEMO_USERS.items():
         for email, name, role in people:

@@ -1,0 +1,35 @@
+"""Health, readiness and Prometheus metrics (point 10)."""
+
+from __future__ import annotations
+
+from tests.conftest import login, make_app
+
+
+def test_healthz(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.get_json() == {"status": "ok"}
+
+
+def test_readyz_when_migrated(client):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "ready"
+
+
+def test_readyz_when_the_database_is_unreachable(database_url):
+    app = make_app("postgresql://cass@127.0.0.1:1/cass?connect_timeout=2")
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["status"] == "unavailable"
+
+
+def test_metrics_count_requests_and_latency_by_endpoint(client, demo):
+    login(client, "agent@demo.test")
+    client.get("/")
+    client.get("/nope")
+    body = client.get("/metrics").get_data(as_text=True)
+    assert client.get("/metrics").mimetype == "text/plain"
+    assert 'cass_http_requests_total{endpoint="main.home",method="GET",status="200"}' in body
+    assert 'cass_http_requests_total{endpoint="auth.login",method="POST",status="303"}' in body
+    assert 'endpoint="unmatched",method="GET",status="404"' in body
+    assert 'cass_http_request_duration_seconds_bucket{endpoint="main.home"' in body

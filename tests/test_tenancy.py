@@ -1,0 +1,146 @@
+"""Tenants, twice enforced: scoped queries and Postgres row-level security (issue 2, point 6)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import inspect, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from cass.extensions import db
+from cass.models import Charger, Connector, Site, Tenant, User, Vendor
+from cass.tenancy import bind_tenant, scoped, system_context, tenant_context
+
+# Every tenant table, with one way to make a row of it for a given tenant (ids from `demo`).
+TENANT_MODELS = [Tenant, Vendor, User, Site, Charger, Connector]
+
+
+def tenant_column(model) -> str:
+    return "id" if model is Tenant else "tenant_id"
+
+
+def test_every_tenant_table_is_listed_here(app):
+    """A new table with tenant_id must join the isolation tests below."""
+    with app.app_context():
+        tables = {t.name for t in db.metadata.sorted_tables if "tenant_id" in t.c} | {"tenant"}
+    assert tables == {m.__tablename__ for m in TENANT_MODELS}
+
+
+@pytest.mark.parametrize("model", TENANT_MODELS, ids=lambda m: m.__tablename__)
+def test_tenant_id_is_not_null_and_indexed(app, model):
+    with app.app_context():
+        column = tenant_column(model)
+        table = model.__table__
+        assert not table.c[column].nullable
+        if model is not Tenant:
+            indexed = {i.columns.keys()[0] for i in table.indexes}
+            indexed |= {
+                c.columns.keys()[0]
+                for c in table.constraints
+                if hasattr(c, "columns") and c.columns
+            }
+            assert column in indexed
+
+
+@pytest.mark.parametrize("model", TENANT_MODELS, ids=lambda m: m.__tablename__)
+def test_rls_is_enabled_with_a_policy(app, model):
+    with app.app_context(), system_context():
+        row = db.session.execute(
+            text(
+                "SELECT c.relrowsecurity, count(p.*) FROM pg_class c "
+                "LEFT JOIN pg_policy p ON p.polrelid = c.oid WHERE c.relname = :t GROUP BY 1"
+            ),
+            {"t": model.__tablename__},
+        ).one()
+        assert row == (True, 1)
+
+
+@pytest.mark.parametrize("model", TENANT_MODELS, ids=lambda m: m.__tablename__)
+def test_forgotten_filter_still_returns_only_the_current_tenant(app, demo, model):
+    """A query without any tenant filter sees one tenant's rows, and none with no tenant."""
+    column = tenant_column(model)
+    with app.app_context():
+        with system_context():
+            everyone = db.session.scalars(select(getattr(model, column))).all()
+        assert {demo["demo"], demo["acme"]} <= set(everyone)
+        for slug in ("demo", "acme"):
+            with tenant_context(demo[slug]):
+                seen = db.session.scalars(select(getattr(model, column))).all()
+                assert seen, f"{model.__tablename__}: tenant {slug} sees nothing"
+                assert set(seen) == {demo[slug]}
+                assert len(seen) == everyone.count(demo[slug])
+        bind_tenant(None)
+        db.session.rollback()
+        assert db.session.scalars(select(model)).all() == []
+        assert (
+            db.session.execute(text(f'SELECT count(*) FROM "{model.__tablename__}"')).scalar() == 0
+        )
+
+
+def test_the_app_role_does_not_bypass_rls(app, demo):
+    with app.app_context(), tenant_context(demo["demo"]):
+        row = db.session.execute(
+            text(
+                "SELECT current_user, rolsuper, rolbypassrls FROM pg_roles "
+                "WHERE rolname = current_user"
+            )
+        ).one()
+        assert row == ("cass_app", False, False)
+
+
+def test_cannot_write_a_row_into_another_tenant(app, demo):
+    with app.app_context(), tenant_context(demo["demo"]):
+        db.session.add(Vendor(tenant_id=demo["acme"], name="Smuggled"))
+        with pytest.raises(DBAPIError, match="row-level security"):
+            db.session.flush()
+        db.session.rollback()
+    with app.app_context(), system_context():
+        assert db.session.scalar(select(Vendor).where(Vendor.name == "Smuggled")) is None
+
+
+def test_cannot_move_a_row_to_another_tenant(app, demo):
+    with app.app_context(), tenant_context(demo["demo"]):
+        with pytest.raises(DBAPIError, match="row-level security"):
+            db.session.execute(text("UPDATE site SET tenant_id = :other"), {"other": demo["acme"]})
+        db.session.rollback()
+
+
+def test_cannot_link_to_another_tenants_parent(app, demo):
+    """Foreign keys carry tenant_id, so a charger cannot hang off another tenant's site."""
+    with app.app_context(), system_context():
+        acme_site = db.session.scalar(select(Site.id).where(Site.tenant_id == demo["acme"]))
+        charger = Charger(tenant_id=demo["demo"], ocpp_id="X-1", site_id=acme_site)
+        db.session.add(charger)
+        with pytest.raises(IntegrityError, match="fk_charger_site"):
+            db.session.flush()
+
+
+def test_scoped_helper_filters_by_tenant_and_404s_without_one(app, demo):
+    from werkzeug.exceptions import NotFound
+
+    with app.app_context():
+        with tenant_context(demo["acme"]):
+            sql = str(scoped(Site).compile())
+            assert "site.tenant_id =" in sql
+            assert {s.tenant_id for s in db.session.scalars(scoped(Site))} == {demo["acme"]}
+        bind_tenant(None)
+        with pytest.raises(NotFound):
+            scoped(Site)
+
+
+def test_tenant_setting_is_per_transaction(app, demo):
+    """After commit the next transaction is bound again; nothing leaks across connections."""
+    with app.app_context(), tenant_context(demo["demo"]):
+        db.session.commit()
+        assert db.session.execute(text("SELECT current_setting('app.tenant_id')")).scalar() == str(
+            demo["demo"]
+        )
+    with app.app_context(), system_context():
+        value = db.session.execute(text("SELECT current_setting('app.tenant_id', true)")).scalar()
+        assert value in (None, "")
+
+
+def test_model_columns_match_inspection(app):
+    """Every mapped model lives in the migrated schema."""
+    with app.app_context():
+        names = set(inspect(db.engine).get_table_names())
+    assert {m.__tablename__ for m in TENANT_MODELS} <= names
