@@ -30,6 +30,11 @@ def pg_server() -> Iterator[object]:
     """Start the embedded PostgreSQL for the whole test session."""
     root = Path(tempfile.mkdtemp(prefix="cass-test-"))
     server = start_embedded(root / "pgdata", cleanup_mode="delete")
+    # A throwaway database needs no durability; this makes truncation and commits cheap.
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+            conn.execute(f"ALTER SYSTEM SET {setting} = off")
+        conn.execute("SELECT pg_reload_conf()")
     yield server
     server.cleanup()
 
@@ -82,8 +87,16 @@ def app(database_url: str) -> Iterator[Flask]:
         db.engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def demo_hashes() -> tuple[str, str]:
+    """Hash the demo password and charger key once per session (argon2 is slow on purpose)."""
+    from cass.services.passwords import hash_password
+
+    return hash_password(DEMO_PASSWORD), hash_password(CHARGER_KEY)
+
+
 @pytest.fixture
-def demo(app: Flask) -> dict[str, int]:
+def demo(app: Flask, demo_hashes: tuple[str, str]) -> dict[str, int]:
     """Seed the demo data; return the ids the tests use, by name."""
     from sqlalchemy import select
 
@@ -92,7 +105,7 @@ def demo(app: Flask) -> dict[str, int]:
     from cass.tenancy import system_context
 
     with app.app_context(), system_context():
-        seed_demo(DEMO_PASSWORD, CHARGER_KEY)
+        seed_demo(DEMO_PASSWORD, CHARGER_KEY, demo_hashes)
         ids = {t.slug: t.id for t in db.session.scalars(select(Tenant))}
         for user in db.session.scalars(select(User)):
             ids[user.email] = user.id

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import email_validator
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Email, Length, Optional
 
 from cass.models.users import ROLE_LABELS
 from cass.services.auth import MIN_PASSWORD
+
+
+# The demo tenants (and many staging setups) use the reserved .test domain for addresses.
+if "test" in email_validator.SPECIAL_USE_DOMAIN_NAMES:
+    email_validator.SPECIAL_USE_DOMAIN_NAMES.remove("test")
 
 
 def _optional_int(value: Any) -> int | None:

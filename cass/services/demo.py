@@ -62,10 +62,9 @@ def is_seeded() -> bool:
     return db.session.scalar(select(Tenant.id).limit(1)) is not None
 
 
-def seed_demo(password: str, charger_key: str) -> None:
-    """Create tenants demo and acme with users, a vendor, sites, chargers and connectors."""
-    password_hash = hash_password(password)
-    key_hash = hash_password(charger_key)
+def seed_demo(password: str, charger_key: str, hashes: tuple[str, str] | None = None) -> None:
+    """Create tenants demo and acme with users, vendors, sites, chargers and connectors."""
+    password_hash, key_hash = hashes or (hash_password(password), hash_password(charger_key))
     tenants = {
         "demo": create_tenant("demo", "Demo Charging Co.", "DEMO"),
         "acme": create_tenant("acme", "Acme Charge", "ACME"),
