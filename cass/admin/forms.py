@@ -12,7 +12,6 @@ from wtforms.validators import DataRequired, Email, Length, Optional
 from cass.models.users import ROLE_LABELS
 from cass.services.auth import MIN_PASSWORD
 
-
 # The demo tenants (and many staging setups) use the reserved .test domain for addresses.
 if "test" in email_validator.SPECIAL_USE_DOMAIN_NAMES:
     email_validator.SPECIAL_USE_DOMAIN_NAMES.remove("test")
