@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import signal
 import sys
 
 import click
@@ -50,55 +51,63 @@ def _seed_if_empty(password: str, charger_key: str) -> bool:
         return True
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _start_database() -> tuple[str, object | None]:
+    """Return the database URL (and the embedded server's handle when we started one)."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        check_database(url)
+        return url, None
+    from cass.embedded_db import ensure_database, start_embedded
+
+    click.echo("cass: starting the embedded PostgreSQL (instance/pgdata)…")
+    server = start_embedded()
+    return ensure_database(server.get_uri()), server
+
+
 @cli.command("up", with_appcontext=False)
 def up() -> None:
     """Start everything: database, migrations, demo data, web, bridge and scheduler."""
     config = Config()
+    # Until the supervisor waits, SIGTERM interrupts like Ctrl-C, so a half-done start is undone.
+    signal.signal(signal.SIGTERM, _interrupt)
     server = None
+    supervisor = Supervisor(env={})
+    code = 0
     try:
-        check_port_free(config.CASS_WEB_PORT, "CASS_WEB_PORT, web")
-        check_port_free(config.CASS_BRIDGE_PORT, "CASS_BRIDGE_PORT, bridge")
-        url = os.environ.get("DATABASE_URL")
-        if url:
-            check_database(url)
-        else:
-            from cass.embedded_db import ensure_database, start_embedded
-
-            click.echo("cass: starting the embedded PostgreSQL (instance/pgdata)…")
-            server = start_embedded()
-            url = ensure_database(server.get_uri())
-    except LaunchError as exc:
-        _fail(str(exc))
-    except Exception as exc:  # e.g. the embedded server failed to start
-        _fail(f"cannot start the database: {exc}")
-    assert url is not None
-    os.environ["DATABASE_URL"] = url
-    password = demo_secret("CASS_DEMO_PASSWORD", "demo_password")
-    charger_key = demo_secret("CASS_DEMO_CHARGER_KEY", "demo_charger_key")
-    supervisor = None
-    try:
+        try:
+            check_port_free(config.CASS_WEB_PORT, "CASS_WEB_PORT, web")
+            check_port_free(config.CASS_BRIDGE_PORT, "CASS_BRIDGE_PORT, bridge")
+            url, server = _start_database()
+        except LaunchError as exc:
+            _fail(str(exc))
+        except Exception as exc:  # e.g. the embedded server failed to start
+            _fail(f"cannot start the database: {exc}")
+        os.environ["DATABASE_URL"] = url
+        password = demo_secret("CASS_DEMO_PASSWORD", "demo_password")
+        charger_key = demo_secret("CASS_DEMO_CHARGER_KEY", "demo_charger_key")
         app = create_app(Config(DATABASE_URL=url))
         with app.app_context():
             from flask_migrate import upgrade
 
             upgrade()
             seeded = _seed_if_empty(password, charger_key)
-        env = dict(
+        supervisor.env = dict(
             os.environ,
             DATABASE_URL=url,
             CASS_INSTANCE_DIR=str(app.instance_path),
             SECRET_KEY=app.config["SECRET_KEY"],
             PROMETHEUS_MULTIPROC_DIR=str(prometheus_dir()),
         )
-        supervisor = Supervisor(env)
         for name, argv in child_commands(config.CASS_WEB_PORT, config.CASS_BRIDGE_PORT).items():
             supervisor.start(name, argv)
         _print_banner(config, seeded, password, charger_key)
         code = supervisor.wait()
     except KeyboardInterrupt:
-        code = 0
-        if supervisor:
-            supervisor.stop()
+        supervisor.stop()
     finally:
         if server is not None:
             server.cleanup()

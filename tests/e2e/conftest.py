@@ -1,0 +1,89 @@
+"""Browser fixtures: the app served on a real socket, and real Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from playwright.sync_api import Browser, ConsoleMessage, Error, Page, sync_playwright
+from werkzeug.serving import make_server
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TIMEOUT_MS = 10_000
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[str]:
+    """Serve `app` from a background thread; return its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(10)
+        server.server_close()
+
+
+# Module scope, not session: while Playwright's sync API is active it keeps an asyncio loop
+# running in this thread, so a later test module calling asyncio.run() would fail.
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium per test module (a missing binary fails, it never skips)."""
+    if not CHROMIUM.is_file():
+        pytest.fail(f"Chromium is required for the e2e tests but {CHROMIUM} does not exist")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@dataclass
+class Console:
+    """What the page reported: console errors and uncaught exceptions."""
+
+    errors: list[str] = field(default_factory=list)
+
+    def on_console(self, message: ConsoleMessage) -> None:
+        url = message.location.get("url", "")
+        if message.type == "error":
+            self.errors.append(f"console: {message.text} ({url})")
+
+    def on_page_error(self, error: Error) -> None:
+        self.errors.append(f"uncaught: {error}")
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh browser context and page for each test."""
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def console(page: Page) -> Console:
+    """Collect the page's console errors and uncaught JS errors from the start of the test."""
+    watch = Console()
+    page.on("console", watch.on_console)
+    page.on("pageerror", watch.on_page_error)
+    return watch
