@@ -296,23 +296,20 @@ def test_up_serves_stops_and_restarts_on_the_same_data(launcher: Launcher) -> No
     assert answer[0] in (3, 4) and answer[1] == "msg-1", answer
 
     # Another cass command in the same folder uses the running database, and leaves it running.
-    other = subprocess.run(
-        [sys.executable, "-m", "cass", "tenant", "create", "zeta", "Zeta Charging"],
-        cwd=launcher.workdir,
-        env=launcher.env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert other.returncode == 0, other.stderr
-    again = subprocess.run(
-        [sys.executable, "-m", "cass", "tenant", "create", "zeta", "Zeta Charging"],
-        cwd=launcher.workdir,
-        env=launcher.env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    def create_zeta() -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "cass", "tenant", "create", "zeta", "Zeta Charging"]
+        return subprocess.run(
+            argv,
+            cwd=launcher.workdir,
+            env=launcher.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    first = create_zeta()
+    assert first.returncode == 0, first.stderr
+    again = create_zeta()
     assert again.returncode == 1 and "already exists" in again.stderr
     assert requests.get(f"{launcher.web}/readyz", timeout=5).status_code == 200
 
