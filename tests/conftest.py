@@ -7,6 +7,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -95,25 +96,76 @@ def demo_hashes() -> tuple[str, str]:
     return hash_password(DEMO_PASSWORD), hash_password(CHARGER_KEY)
 
 
-@pytest.fixture
-def demo(app: Flask, demo_hashes: tuple[str, str]) -> dict[str, int]:
-    """Seed the demo data; return the ids the tests use, by name."""
+@dataclass
+class Snapshot:
+    """The demo data as COPY output per table, and the ids tests refer to by name."""
+
+    tables: list[tuple[str, str, bytes]]  # (table, column list, binary COPY data)
+    ids: dict[str, int]
+
+
+def _copy_columns(conn: psycopg.Connection, table: str) -> str:
+    """Return the table's stored (not generated) columns, quoted, in order."""
+    rows = conn.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
+        "AND NOT attisdropped AND attgenerated = '' ORDER BY attnum",
+        (f'"{table}"',),
+    ).fetchall()
+    return ", ".join(f'"{r[0]}"' for r in rows)
+
+
+@pytest.fixture(scope="session")
+def demo_snapshot(database_url: str, demo_hashes: tuple[str, str]) -> Snapshot:
+    """Seed the demo data once, then keep it as COPY data (seeding through services is slow)."""
     from sqlalchemy import select
 
     from cass.models import Charger, Tenant, User, Vendor
     from cass.services.demo import seed_demo
     from cass.tenancy import system_context
 
-    with app.app_context(), system_context():
-        seed_demo(DEMO_PASSWORD, CHARGER_KEY, demo_hashes)
-        ids = {t.slug: t.id for t in db.session.scalars(select(Tenant))}
-        for user in db.session.scalars(select(User)):
-            ids[user.email] = user.id
-        for vendor in db.session.scalars(select(Vendor)):
-            ids[f"vendor:{vendor.name}"] = vendor.id
-        for charger in db.session.scalars(select(Charger)):
-            ids[charger.ocpp_id] = charger.id
-    return ids
+    truncate_all(database_url)
+    app = make_app(database_url)
+    with app.app_context():
+        with system_context():
+            seed_demo(DEMO_PASSWORD, CHARGER_KEY, demo_hashes)
+            ids = {t.slug: t.id for t in db.session.scalars(select(Tenant))}
+            for user in db.session.scalars(select(User)):
+                ids[user.email] = user.id
+            for vendor in db.session.scalars(select(Vendor)):
+                ids[f"vendor:{vendor.name}"] = vendor.id
+            for charger in db.session.scalars(select(Charger)):
+                ids[charger.ocpp_id] = charger.id
+        order = [t.name for t in db.metadata.sorted_tables]
+        db.engine.dispose()
+    tables = []
+    with psycopg.connect(database_url) as conn:
+        for table in order:
+            columns = _copy_columns(conn, table)
+            data = bytearray()
+            with conn.cursor().copy(
+                f'COPY "{table}" ({columns}) TO STDOUT (FORMAT binary)'
+            ) as copy:
+                for chunk in copy:
+                    data += chunk
+            tables.append((table, columns, bytes(data)))
+    return Snapshot(tables, ids)
+
+
+@pytest.fixture
+def demo(app: Flask, database_url: str, demo_snapshot: Snapshot) -> dict[str, int]:
+    """Restore the demo data into the empty tables; return the ids the tests use, by name."""
+    with psycopg.connect(database_url) as conn:
+        for table, columns, data in demo_snapshot.tables:
+            with conn.cursor().copy(
+                f'COPY "{table}" ({columns}) FROM STDIN (FORMAT binary)'
+            ) as copy:
+                copy.write(data)
+            # Identity sequences must continue after the restored ids.
+            conn.execute(
+                f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "
+                f'coalesce((SELECT max(id) FROM "{table}"), 0) + 1, false)'
+            )
+    return dict(demo_snapshot.ids)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -25,9 +26,15 @@ def run(app):
     return invoke
 
 
-def test_console_script_lists_the_commands():
+def test_console_script_lists_the_commands(database_url):
+    env = dict(os.environ, DATABASE_URL=database_url)
     out = subprocess.run(
-        [sys.executable, "-m", "cass", "--help"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "cass", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        timeout=60,
     ).stdout
     for command in ("up", "seed-demo", "create-user", "tenant", "scheduler", "db"):
         assert command in out

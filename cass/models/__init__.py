@@ -2,17 +2,24 @@
 
 from cass.models.assets import Charger, Connector, Site
 from cass.models.tenancy import Tenant, TenantOwned
+from cass.models.tickets import Attachment, AuditLog, SavedView, Ticket, TicketEvent, Worklog
 from cass.models.users import ROLES, LoginAttempt, User
 from cass.models.vendors import Vendor
 
 __all__ = [
     "ROLES",
+    "Attachment",
+    "AuditLog",
     "Charger",
     "Connector",
     "LoginAttempt",
+    "SavedView",
     "Site",
     "Tenant",
     "TenantOwned",
+    "Ticket",
+    "TicketEvent",
     "User",
     "Vendor",
+    "Worklog",
 ]

@@ -83,6 +83,7 @@ class Connector(TenantOwned, db.Model):
     __tablename__ = "connector"
     __table_args__ = (
         UniqueConstraint("charger_id", "connector_no", name="uq_connector_charger_no"),
+        UniqueConstraint("tenant_id", "id", name="uq_connector_tenant_id"),
         ForeignKeyConstraint(
             ["tenant_id", "charger_id"],
             ["charger.tenant_id", "charger.id"],

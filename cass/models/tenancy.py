@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Identity, String, func
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Identity, Integer, String, func
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from cass.extensions import db
@@ -20,6 +20,8 @@ class Tenant(db.Model):
     name: Mapped[str] = mapped_column(String(120))
     # The prefix of ticket keys, e.g. DEMO in DEMO-1042.
     key_prefix: Mapped[str] = mapped_column(String(10))
+    # The last ticket number handed out; bumped under the row lock, so keys never collide.
+    last_ticket_number: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Identity,
     Index,
     String,
+    UniqueConstraint,
     func,
     true,
 )
@@ -45,6 +46,7 @@ class User(UserMixin, TenantOwned, db.Model):
 
     __tablename__ = "app_user"
     __table_args__ = (
+        UniqueConstraint("tenant_id", "id", name="uq_app_user_tenant_id"),
         # A vendor user always belongs to a vendor of the same tenant.
         ForeignKeyConstraint(
             ["tenant_id", "vendor_id"],

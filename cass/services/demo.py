@@ -128,3 +128,90 @@ def seed_demo(password: str, charger_key: str, hashes: tuple[str, str] | None = 
                     Connector(tenant_id=tenant.id, charger_id=charger.id, connector_no=connector_no)
                 )
     db.session.commit()
+    # A few dozen tickets across statuses, priorities, sites and assignees.
+    seed_demo_tickets("demo", rounds=4)
+    seed_demo_tickets("acme", rounds=1)
+
+
+DEMO_TICKETS = [
+    # (title, category, priority, channel, charger no., path of transitions)
+    ("Screen is black, cannot start a session", "hardware", "P2", "phone", 3, ["assign", "start"]),
+    ("RFID card not accepted", "payment", "P3", "phone", 5, []),
+    ("Charger offline since this morning", "connectivity", "P1", "ocpp-auto", 7, ["assign"]),
+    ("Cable holster broken", "damage", "P3", "email", 2, ["assign", "start", "hold"]),
+    ("Firmware update failed halfway", "firmware", "P2", "web", 9, ["assign", "start", "resolve"]),
+    (
+        "Connector 2 stuck in Preparing",
+        "hardware",
+        "P2",
+        "phone",
+        4,
+        ["assign", "start", "resolve", "close"],
+    ),
+    ("Payment terminal shows error 51", "payment", "P2", "phone", 6, ["cancel"]),
+    (
+        "Slow charging reported by driver",
+        "other",
+        "P4",
+        "email",
+        8,
+        ["assign", "start", "resolve", "reopen"],
+    ),
+    ("Bollard hit by a van", "damage", "P1", "phone", 11, ["assign", "start"]),
+    ("App shows charger as available but it is occupied", "connectivity", "P3", "web", 12, []),
+]
+TRANSITION_FIELDS = {
+    "hold": {"hold_reason": "waiting_parts"},
+    "resolve": {"resolution_note": "Replaced the faulty part and tested a full session."},
+    "cancel": {"cancel_reason": "Duplicate of an earlier call."},
+    "reopen": {"note": "Driver called again: still slow."},
+}
+
+
+def seed_demo_tickets(tenant_slug: str, rounds: int) -> None:
+    """Create `rounds` passes over DEMO_TICKETS for a tenant, each moved along its path."""
+    from cass.services import tickets
+    from cass.services.worklogs import add_worklog
+    from cass.tenancy import tenant_context
+
+    tenant = db.session.scalar(select(Tenant).where(Tenant.slug == tenant_slug))
+    with tenant_context(tenant.id):
+        people = {u.role: u for u in db.session.scalars(select(User).order_by(User.id))}
+        vendor = db.session.scalar(select(Vendor).order_by(Vendor.id))
+        chargers = list(db.session.scalars(select(Charger).order_by(Charger.ocpp_id)))
+        priorities = ("P1", "P2", "P3", "P4")
+        for n in range(rounds):
+            for i, (title, category, priority, channel, charger_no, path) in enumerate(
+                DEMO_TICKETS
+            ):
+                charger = chargers[(charger_no + n) % len(chargers)]
+                ticket = tickets.create(
+                    people.get("call_center"),
+                    tickets.NewTicket(
+                        title=title,
+                        category=category,
+                        channel=channel,
+                        priority=priority if n == 0 else priorities[(i + n) % 4],
+                        description=f"Reported on {charger.ocpp_id}.",
+                        charger=charger,
+                        connector=charger.connectors[(i + n) % len(charger.connectors)],
+                        caller_name="Sam Driver",
+                        caller_phone="+44 7700 900123",
+                    ),
+                )
+                manager = people.get("as_manager") or people["admin"]
+                worker = people.get("as_engineer") or people["admin"]
+                for name in path:
+                    fields = dict(TRANSITION_FIELDS.get(name, {}))
+                    actor = worker
+                    if name == "assign":
+                        actor = manager
+                        use_vendor = vendor is not None and (i + n) % 3 == 0
+                        fields["vendor" if use_vendor else "user"] = (
+                            vendor if use_vendor else worker
+                        )
+                    elif name in ("reopen", "close", "cancel"):
+                        actor = people.get("call_center") or manager
+                    tickets.transition(ticket, actor, name, ticket.version, fields)
+                if "start" in path:
+                    add_worklog(ticket, worker, "On site: checked power, cables and logs.", 45)

@@ -1,0 +1,1 @@
+"""The ticket desk: list, board, detail, create, lifecycle, worklogs, attachments."""
