@@ -38,17 +38,20 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     from cass.auth.session import init_sessions
     from cass.errors import init_error_handlers
     from cass.health.routes import bp as health_bp
+    from cass.live_routes import bp as live_bp
     from cass.main.routes import bp as main_bp
     from cass.metrics import init_metrics
     from cass.navigation import init_navigation
     from cass.security import init_security_headers
+    from cass.tickets import bp as tickets_bp
+    from cass.tickets.export_routes import bp as export_bp
 
     init_metrics(app)
     init_sessions(app)
     init_security_headers(app)
     init_error_handlers(app)
     init_navigation(app)
-    for blueprint in (health_bp, auth_bp, main_bp, admin_bp):
+    for blueprint in (health_bp, auth_bp, main_bp, admin_bp, live_bp, tickets_bp, export_bp):
         app.register_blueprint(blueprint)
     csrf.exempt(health_bp)
     return app

@@ -64,6 +64,8 @@ class Config:
         self.WTF_CSRF_HEADERS = ["X-CSRFToken"]
         self.LOGIN_MAX_FAILURES = int(os.environ.get("CASS_LOGIN_MAX_FAILURES", "10"))
         self.LOGIN_WINDOW_MINUTES = int(os.environ.get("CASS_LOGIN_WINDOW_MINUTES", "15"))
-        self.MAX_CONTENT_LENGTH = 25 * 1024 * 1024
+        self.CASS_MAX_UPLOAD_MB = int(os.environ.get("CASS_MAX_UPLOAD_MB", "20"))
+        # Room for the form fields around the file; the file itself is checked against the limit.
+        self.MAX_CONTENT_LENGTH = (self.CASS_MAX_UPLOAD_MB + 1) * 1024 * 1024
         for key, value in overrides.items():
             setattr(self, key, value)

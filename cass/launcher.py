@@ -137,7 +137,7 @@ def child_commands(web_port: int, bridge_port: int) -> dict[str, list[str]]:
             "--workers",
             "2",
             "--threads",
-            "8",
+            "32",
             "--graceful-timeout",
             "5",
             "--access-logfile",

@@ -7,14 +7,21 @@ from typing import Any
 from flask import Flask
 from flask_login import current_user
 
+from cass.lifecycle import STATUS_LABELS
+from cass.models.tickets import CATEGORIES, CHANNELS, PRIORITIES
 from cass.models.users import ROLE_LABELS
 from cass.permissions import can
 
-# (label, endpoint, action); an entry shows only to roles allowed the action.
+# (label, endpoint, query parameters, action); an entry shows only to roles allowed the action.
 NAV = [
-    ("Home", "main.home", "home.view"),
-    ("Users", "admin.users", "users.view"),
-    ("Vendors", "admin.vendors", "vendors.view"),
+    ("Home", "main.home", {}, "home.view"),
+    ("Tickets", "tickets.index", {}, "tickets.view"),
+    ("My tickets", "tickets.index", {"assignee": "me"}, "tickets.work"),
+    ("Board", "tickets.board", {}, "tickets.view"),
+    ("New ticket", "tickets.new", {}, "tickets.create"),
+    ("Users", "admin.users", {}, "users.view"),
+    ("Vendors", "admin.vendors", {}, "vendors.view"),
+    ("Audit", "admin.audit", {}, "audit.view"),
 ]
 
 
@@ -24,5 +31,13 @@ def init_navigation(app: Flask) -> None:
     @app.context_processor
     def _nav() -> dict[str, Any]:
         role = current_user.role if current_user.is_authenticated else None
-        items = [(label, endpoint) for label, endpoint, action in NAV if can(role, action)]
-        return {"nav": items, "can": lambda action: can(role, action), "role_labels": ROLE_LABELS}
+        items = [(label, ep, params) for label, ep, params, action in NAV if can(role, action)]
+        return {
+            "nav": items,
+            "can": lambda action: can(role, action),
+            "role_labels": ROLE_LABELS,
+            "status_labels": STATUS_LABELS,
+            "categories": CATEGORIES,
+            "channels": CHANNELS,
+            "priorities": PRIORITIES,
+        }

@@ -22,6 +22,20 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "users.manage": frozenset({"admin"}),
     "vendors.view": frozenset({"admin", "as_manager"}),
     "vendors.manage": frozenset({"admin"}),
+    "tickets.view": ALL_ROLES,
+    # "My tickets": for the people who get tickets assigned (a navigation entry, no route).
+    "tickets.work": frozenset({"admin", "as_manager", "as_engineer"}),
+    "tickets.create": frozenset({"admin", "as_manager", "call_center", "as_engineer"}),
+    "tickets.edit": ALL_ROLES - {"viewer"},
+    "tickets.assign": frozenset({"admin", "as_manager"}),
+    "tickets.transition": ALL_ROLES - {"viewer"},
+    "tickets.worklog": ALL_ROLES - {"viewer"},
+    "tickets.attach": ALL_ROLES - {"viewer"},
+    "tickets.bulk": frozenset({"admin", "as_manager"}),
+    "tickets.export": ALL_ROLES,
+    "views.save": ALL_ROLES,
+    "views.share": frozenset({"admin", "as_manager"}),
+    "audit.view": frozenset({"admin"}),
 }
 
 

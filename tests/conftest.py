@@ -72,6 +72,8 @@ def truncate_all(url: str) -> None:
 
 def make_app(database_url: str, **overrides: object) -> Flask:
     """Create a test app on the test database."""
+    files = Path(os.environ["CASS_INSTANCE_DIR"]) / "files"
+    overrides.setdefault("CASS_STORAGE_URL", f"file://{files}")
     app = create_app(Config(DATABASE_URL=database_url, SECRET_KEY="test-secret"), **overrides)
     app.config.update(TESTING=True)
     return app
@@ -187,6 +189,13 @@ def login(client: FlaskClient, email: str, password: str = DEMO_PASSWORD, **extr
     return client.post(
         "/login", data={"csrf_token": token, "email": email, "password": password, **extra}
     )
+
+
+def as_user(app: Flask, email: str) -> FlaskClient:
+    """Return a new client signed in as `email`."""
+    client = app.test_client()
+    assert login(client, email).status_code == 303
+    return client
 
 
 def page_token(client: FlaskClient, path: str = "/") -> str:

@@ -6,10 +6,18 @@ tested is the permission, not the form.
 
 from __future__ import annotations
 
-import pytest
+import io
 
+import pytest
+from sqlalchemy import select
+
+from cass.extensions import db
+from cass.lifecycle import BY_NAME
 from cass.permissions import PERMISSIONS
 from tests.conftest import DEMO_PASSWORD, csrf_from, login
+
+FIELD_ROLES = BY_NAME["hold"].roles
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 ACTORS = {
     "anonymous": None,
@@ -24,6 +32,7 @@ ACTORS = {
 
 # (method, path template, action or None for public, object route?, form data)
 ROUTES = [
+    ("GET", "/events", "signed_in", False, None),
     ("GET", "/", "home.view", False, None),
     ("GET", "/login", None, False, None),
     ("POST", "/login", None, False, {"email": "agent@demo.test", "password": DEMO_PASSWORD}),
@@ -73,7 +82,63 @@ ROUTES = [
         True,
         {"name": "Demo Field Services", "is_active": "y"},
     ),
+    # Tickets. {ticket} is DEMO-1: in progress and assigned to the vendor, so the vendor sees it.
+    ("GET", "/tickets/new", "tickets.create", False, None),
+    (
+        "POST",
+        "/tickets/new",
+        "tickets.create",
+        False,
+        {"title": "Matrix", "category": "other", "priority": "P3", "channel": "phone"},
+    ),
+    ("GET", "/tickets/lookup", "tickets.create", False, None),
+    ("GET", "/tickets/{ticket}", "tickets.view", True, None),
+    ("GET", "/tickets/{ticket}/edit", "tickets.edit", True, None),
+    (
+        "POST",
+        "/tickets/{ticket}/edit",
+        "tickets.edit",
+        True,
+        {"title": "Edited", "category": "hardware", "priority": "P2", "version": "{version}"},
+    ),
+    # The lifecycle narrows tickets.transition: "hold" is for field roles only.
+    ("GET", "/tickets/{ticket}/transition/<name>", FIELD_ROLES, True, None),
+    (
+        "POST",
+        "/tickets/{ticket}/transition/<name>",
+        FIELD_ROLES,
+        True,
+        {"hold_reason": "waiting_parts", "version": "{version}"},
+    ),
+    (
+        "POST",
+        "/tickets/{ticket}/assign",
+        "tickets.assign",
+        True,
+        {"assignee": "", "version": "{version}"},
+    ),
+    ("POST", "/tickets/{ticket}/worklogs", "tickets.worklog", True, {"body": "On my way"}),
+    ("POST", "/tickets/{ticket}/attachments", "tickets.attach", True, "file"),
+    ("GET", "/tickets/{ticket}/attachments/{attachment}", "tickets.view", True, None),
+    ("GET", "/admin/audit", "audit.view", False, None),
+    (
+        "POST",
+        "/tickets/bulk",
+        "tickets.bulk",
+        False,
+        {"action": "priority", "priority": "P2", "ticket": "{ticket_id}"},
+    ),
+    ("GET", "/tickets/board", "tickets.view", False, None),
+    # The ticket list, its CSV and saved views; {view} is a saved view of the signed-in user.
+    ("GET", "/tickets", "tickets.view", False, None),
+    ("GET", "/tickets.csv", "tickets.export", False, None),
+    ("POST", "/tickets/views", "views.save", False, {"name": "Matrix", "query": "status=open"}),
+    ("POST", "/tickets/views/{view}/share", "views.share", True, {"shared": "y"}),
+    ("POST", "/tickets/views/{view}/delete", "views.save", True, {}),
 ]
+
+
+ALL = frozenset(PERMISSIONS["home.view"])
 
 
 def expected(actor: str, method: str, path: str, action: str | None, is_object: bool) -> int:
@@ -86,7 +151,8 @@ def expected(actor: str, method: str, path: str, action: str | None, is_object: 
     if actor == "anonymous":
         return 302
     role = "admin" if actor == "other_tenant_admin" else actor
-    if action != "signed_in" and role not in PERMISSIONS[action]:
+    roles = action if isinstance(action, frozenset) else PERMISSIONS.get(action, ALL)
+    if role not in roles:
         return 403
     if actor == "other_tenant_admin" and is_object:
         return 404
@@ -100,6 +166,37 @@ CASES = [
 ]
 
 
+def ticket_fixture(app, demo) -> dict[str, int]:
+    """Give DEMO-1 an attachment; return its version and the attachment id."""
+    from cass.models import Ticket, User
+    from cass.services.attachments import attach
+    from cass.tenancy import tenant_context
+
+    with app.app_context(), tenant_context(demo["demo"]):
+        ticket = db.session.scalar(select(Ticket).where(Ticket.number == 1))
+        engineer = db.session.get(User, demo["engineer@demo.test"])
+        item = attach(ticket, engineer, io.BytesIO(PNG), "matrix.png")
+        return {"version": ticket.version, "attachment": item.id, "id": ticket.id}
+
+
+def saved_view_fixture(app, demo, actor) -> int:
+    """Save a view of the actor (the demo agent's for anonymous and the other tenant)."""
+    from cass.models import SavedView
+    from cass.tenancy import tenant_context
+
+    owner = ACTORS[actor] if actor not in ("anonymous", "other_tenant_admin") else None
+    with app.app_context(), tenant_context(demo["demo"]):
+        view = SavedView(
+            tenant_id=demo["demo"],
+            owner_id=demo[owner or "agent@demo.test"],
+            name="Mine",
+            query="status=open",
+        )
+        db.session.add(view)
+        db.session.commit()
+        return view.id
+
+
 @pytest.mark.parametrize(("actor", "method", "path", "action", "is_object", "data"), CASES)
 def test_access_matrix(app, demo, actor, method, path, action, is_object, data):
     client = app.test_client()
@@ -108,11 +205,28 @@ def test_access_matrix(app, demo, actor, method, path, action, is_object, data):
     token = csrf_from(
         client.get("/login" if not ACTORS[actor] else "/account/password").get_data(as_text=True)
     )
-    url = path.format(agent=demo["agent@demo.test"], vendor=demo["vendor:Demo Field Services"])
+    ticket = ticket_fixture(app, demo)
+    url = path.replace("<name>", "hold").format(
+        agent=demo["agent@demo.test"],
+        vendor=demo["vendor:Demo Field Services"],
+        ticket="DEMO-1",
+        attachment=ticket["attachment"],
+        view=saved_view_fixture(app, demo, actor) if "{view}" in path else "",
+    )
     if method == "GET":
-        response = client.get(url)
+        response = client.get(
+            url, query_string={"q": "harbour"} if url.endswith("lookup") else None
+        )
+    elif data == "file":
+        response = client.post(
+            url,
+            data={"csrf_token": token, "file": (io.BytesIO(PNG), "a.png")},
+            content_type="multipart/form-data",
+        )
     else:
-        response = client.post(url, data={"csrf_token": token, **(data or {})})
+        fill = {"{version}": str(ticket["version"]), "{ticket_id}": str(ticket["id"])}
+        form = {k: fill.get(v, v) for k, v in (data or {}).items()}
+        response = client.post(url, data={"csrf_token": token, **form})
     want = expected(actor, method, path, action, is_object)
     assert response.status_code == want, response.get_data(as_text=True)[:500]
     if want == 302 and actor == "anonymous":
@@ -121,7 +235,14 @@ def test_access_matrix(app, demo, actor, method, path, action, is_object, data):
 
 def test_every_route_is_in_the_matrix(app):
     covered = {
-        (m, p.replace("{agent}", "<int:user_id>").replace("{vendor}", "<int:vendor_id>"))
+        (
+            m,
+            p.replace("{agent}", "<int:user_id>")
+            .replace("{vendor}", "<int:vendor_id>")
+            .replace("{ticket}", "<key>")
+            .replace("{attachment}", "<int:attachment_id>")
+            .replace("{view}", "<int:view_id>"),
+        )
         for m, p, *_ in ROUTES
     }
     routes = {
@@ -134,5 +255,8 @@ def test_every_route_is_in_the_matrix(app):
 
 
 def test_every_action_is_used_by_a_route(app):
+    from cass.navigation import NAV
+
     used = {getattr(view, "required_action", None) for view in app.view_functions.values()}
+    used |= {action for *_, action in NAV}
     assert set(PERMISSIONS) <= used

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 import pytest
@@ -231,6 +232,6 @@ def test_random_transitions_keep_state_legal_and_history_complete(app, demo, seq
         ).all()
         assert [e.to_value for e in events] == expected
         assert [e.from_value for e in events[1:]] == expected[:-1]
-        assert all(a.at <= b.at for a, b in zip(events, events[1:], strict=False))
+        assert all(a.at <= b.at for a, b in itertools.pairwise(events))
         # One version per saved change: the insert, then each legal move.
         assert ticket.version == len(expected)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, url_for
+from datetime import date, datetime
+from typing import Any
+
+from flask import Blueprint, flash, redirect, request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
@@ -10,6 +13,8 @@ from cass.admin.forms import ConfirmForm, UserCreateForm, UserEditForm, VendorFo
 from cass.models import User, Vendor
 from cass.permissions import requires
 from cass.rendering import render, wants_fragment
+from cass.services import audit as audit_service
+from cass.services import tickets
 from cass.services import users as user_service
 from cass.services import vendors as vendor_service
 from cass.tenancy import get_or_404
@@ -207,4 +212,82 @@ def vendor_edit(vendor_id: int) -> Response:
         form=form,
         vendor=vendor,
         error=error,
+    )
+
+
+def _audit_filters(args: Any) -> tuple[audit_service.AuditFilters, list[str]]:
+    """Read the audit filters from the query string; return them and what was not understood."""
+    problems: list[str] = []
+
+    def as_date(name: str) -> date | None:
+        raw = args.get(name, "").strip()
+        if not raw:
+            return None
+        try:
+            return date.fromisoformat(raw)
+        except ValueError:
+            problems.append(f"“{raw}” is not a date (use YYYY-MM-DD).")
+            return None
+
+    actor_id = None
+    if args.get("actor"):
+        try:
+            actor_id = int(args["actor"])
+        except ValueError:
+            problems.append("Unknown user.")
+    entity_id = None
+    if args.get("ticket"):
+        ticket = tickets.by_key(current_user, args["ticket"])
+        if ticket is None:
+            problems.append(f"No ticket {args['ticket'][:20]}.")
+            entity_id = -1
+        else:
+            entity_id = ticket.id
+    filters = audit_service.AuditFilters(
+        entity="ticket" if entity_id is not None else (args.get("entity") or None),
+        action=(args.get("action") or None),
+        actor_id=actor_id,
+        entity_id=entity_id,
+        since=as_date("since"),
+        until=as_date("until"),
+    )
+    return filters, problems
+
+
+def _cursor(args: Any) -> tuple[datetime, int] | None:
+    raw = args.get("after", "")
+    at, _, ident = raw.partition("|")
+    try:
+        return datetime.fromisoformat(at), int(ident)
+    except ValueError:
+        return None
+
+
+@bp.get("/audit")
+@requires("audit.view")
+def audit() -> Response:
+    """Show the append-only audit log with filters, newest first, 50 at a time."""
+    filters, problems = _audit_filters(request.args)
+    rows = audit_service.list_audit(filters, _cursor(request.args))
+    people = {u.id: u for u in user_service.list_users()}
+    more = None
+    if len(rows) == 50:
+        last = rows[-1]
+        more = url_for(
+            "admin.audit",
+            **{k: v for k, v in request.args.items() if k != "after"},
+            after=f"{last.at.isoformat()}|{last.id}",
+        )
+    fragment = "admin/_audit_rows.html" if request.args.get("after") else "admin/_audit_table.html"
+    return render(
+        "admin/audit.html",
+        fragment,
+        422 if problems else 200,
+        rows=rows,
+        people=people,
+        problems=problems,
+        more=more,
+        changes=audit_service.changes,
+        actions=audit_service.audit_actions(),
+        args=request.args,
     )

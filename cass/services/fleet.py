@@ -53,3 +53,8 @@ def search_chargers(query: str, limit: int = SEARCH_LIMIT) -> list[tuple[Charger
         )
     stmt = stmt.order_by(Charger.ocpp_id).limit(limit)
     return [(row[0], row[1]) for row in db.session.execute(stmt)]
+
+
+def charger_by_ocpp_id(ocpp_id: str) -> Charger | None:
+    """Return the tenant's charger with this OCPP id, if any."""
+    return db.session.scalars(scoped(Charger, Charger.ocpp_id == ocpp_id.strip()[:64])).first()

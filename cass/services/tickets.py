@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, select, text, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm.exc import StaleDataError
 
-from cass import lifecycle
+from cass import lifecycle, live
 from cass.extensions import db
 from cass.models import Charger, Connector, Site, Tenant, Ticket, TicketEvent, User, Vendor
 from cass.services.audit import audit
@@ -123,8 +123,9 @@ def _event(
 
 def _notify(ticket: Ticket) -> None:
     """Tell live pages of this tenant that the ticket changed (delivered on commit)."""
-    payload = f'{{"t": {ticket.tenant_id}, "kind": "ticket", "id": {ticket.id}}}'
-    db.session.execute(text("SELECT pg_notify('cass_live', :p)"), {"p": payload})
+    # Lists and boards listen for "ticket"; a ticket's own page for "ticket-<id>".
+    live.notify(db.session, ticket.tenant_id, "ticket", ticket.id)
+    live.notify(db.session, ticket.tenant_id, f"ticket-{ticket.id}", ticket.id)
 
 
 def save_change(ticket: Ticket, changed: bool = True) -> None:
@@ -236,8 +237,9 @@ def update_fields(
     for name, value in changes.items():
         if name not in EDITABLE:
             raise TicketError(f"{name} cannot be edited here.")
-        if isinstance(value, str):
-            value = value.strip() or (None if name.startswith("caller_") else "")
+        if isinstance(value, str) or value is None:
+            # Caller fields may be empty (NULL); text fields are never NULL.
+            value = (value or "").strip() or (None if name.startswith("caller_") else "")
         if getattr(ticket, name) != value:
             _event(ticket, actor, "field", name, getattr(ticket, name), value)
             setattr(ticket, name, value)
@@ -366,3 +368,44 @@ def history(ticket: Ticket) -> list[TicketEvent]:
             scoped(TicketEvent, TicketEvent.ticket_id == ticket.id).order_by(TicketEvent.id)
         )
     )
+
+
+@dataclass(frozen=True)
+class TimelineItem:
+    """One entry of a ticket's timeline: an event, a worklog or an attachment."""
+
+    at: datetime
+    kind: str  # event, worklog, attachment
+    item: Any
+    actor: User | None
+
+
+def timeline(ticket: Ticket) -> list[TimelineItem]:
+    """Return the ticket's events, worklogs and attachments in one list, oldest first."""
+    from cass.models import Attachment, Worklog
+
+    people = {u.id: u for u in db.session.scalars(scoped(User))}
+    items = [TimelineItem(e.at, "event", e, people.get(e.actor_id)) for e in history(ticket)]
+    items += [
+        TimelineItem(w.created_at, "worklog", w, people.get(w.author_id))
+        for w in db.session.scalars(scoped(Worklog, Worklog.ticket_id == ticket.id))
+    ]
+    items += [
+        TimelineItem(a.created_at, "attachment", a, people.get(a.uploaded_by_id))
+        for a in db.session.scalars(scoped(Attachment, Attachment.ticket_id == ticket.id))
+    ]
+    order = {"event": 0, "worklog": 1, "attachment": 2}
+    return sorted(items, key=lambda i: (i.at, order[i.kind], i.item.id))
+
+
+def assignee_choices() -> list[tuple[str, str]]:
+    """Return the tenant's active workers and vendors as `user:ID` / `vendor:ID` choices."""
+    users = db.session.scalars(
+        scoped(
+            User, User.is_active_flag, User.role.in_(("as_engineer", "as_manager", "admin"))
+        ).order_by(User.name)
+    )
+    vendors = db.session.scalars(scoped(Vendor, Vendor.is_active).order_by(Vendor.name))
+    return [(f"user:{u.id}", u.name) for u in users] + [
+        (f"vendor:{v.id}", f"{v.name} (vendor)") for v in vendors
+    ]

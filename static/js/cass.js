@@ -6,3 +6,48 @@ document.addEventListener("htmx:afterSettle", (event) => {
     if (main) main.focus({ preventScroll: true });
   }
 });
+
+// Keyboard shortcuts: "/" search, "n" new ticket, "j"/"k" move in a list, "?" this help.
+function typing(target) {
+  return target.closest("input, textarea, select, [contenteditable]") !== null;
+}
+
+function moveInList(step) {
+  const rows = [...document.querySelectorAll("[data-list-row]")];
+  if (rows.length === 0) return;
+  const current = rows.findIndex((row) => row.classList.contains("kb-current"));
+  const next = Math.min(rows.length - 1, Math.max(0, current + step));
+  rows.forEach((row) => row.classList.remove("kb-current"));
+  rows[next].classList.add("kb-current");
+  const link = rows[next].querySelector("a");
+  (link || rows[next]).focus();
+}
+
+document.addEventListener("keydown", (event) => {
+  if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) return;
+  const help = document.getElementById("shortcuts");
+  if (event.key === "/") {
+    const search = document.querySelector("[data-shortcut-search], input[type=search]");
+    if (search) { event.preventDefault(); search.focus(); search.select(); }
+  } else if (event.key === "n") {
+    const link = document.querySelector("[data-shortcut-new]");
+    if (link) { event.preventDefault(); link.click(); }
+  } else if (event.key === "j" || event.key === "k") {
+    event.preventDefault();
+    moveInList(event.key === "j" ? 1 : -1);
+  } else if (event.key === "?" && help) {
+    event.preventDefault();
+    if (help.open) help.close(); else help.showModal();
+  }
+});
+
+document.addEventListener("click", (event) => {
+  if (event.target.matches("[data-close-dialog]")) event.target.closest("dialog").close();
+  if (event.target.matches("[data-close-move]")) event.target.closest(".move-form").remove();
+});
+
+// The board redraws itself on live events; not while someone is filling in a move on it.
+document.addEventListener("htmx:beforeRequest", (event) => {
+  const board = event.detail.elt;
+  if (board.id === "board" && board.querySelector(".move-form")) event.preventDefault();
+});

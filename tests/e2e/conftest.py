@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Browser, ConsoleMessage, Error, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Error, Page, expect, sync_playwright
 from werkzeug.serving import make_server
+
+from tests.conftest import DEMO_PASSWORD
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -87,3 +89,44 @@ def console(page: Page) -> Console:
     page.on("console", watch.on_console)
     page.on("pageerror", watch.on_page_error)
     return watch
+
+
+def sign_in(page: Page, base: str, email: str, password: str = DEMO_PASSWORD) -> None:
+    """Sign in through the real form and wait until the signed-in layout shows."""
+    page.goto(f"{base}/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+
+
+@dataclass
+class UserPage:
+    """A signed-in page in its own browser context (own cookies), and what its console said."""
+
+    page: Page
+    console: Console
+
+
+@pytest.fixture
+def open_as(browser: Browser, live_server: str) -> Iterator[Callable[[str], UserPage]]:
+    """Return a function that opens a page signed in as `email`, in a new browser context;
+    several users can be open at once (e.g. one watching a ticket while another changes it)."""
+    contexts = []
+
+    def open_page(email: str) -> UserPage:
+        context = browser.new_context()
+        contexts.append(context)
+        context.set_default_timeout(TIMEOUT_MS)
+        page = context.new_page()
+        watch = Console()
+        page.on("console", watch.on_console)
+        page.on("pageerror", watch.on_page_error)
+        sign_in(page, live_server, email)
+        return UserPage(page, watch)
+
+    try:
+        yield open_page
+    finally:
+        for context in contexts:
+            context.close()

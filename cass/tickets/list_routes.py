@@ -1,0 +1,171 @@
+"""The ticket list: filters, search, sort, keyset pagination and saved views."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import abort, flash, redirect, request, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
+from wtforms import BooleanField, HiddenField, StringField
+from wtforms.validators import DataRequired, Length
+
+from cass.models import SavedView, User
+from cass.permissions import requires
+from cass.rendering import render, wants_fragment
+from cass.services import saved_views, ticket_queries
+from cass.services.ticket_queries import BadCursor, ListPage, ListQuery
+from cass.tickets.blueprint import bp
+
+BAD_CURSOR = (
+    "This “Load more” link does not fit this list (it was altered, or made for another sort). "
+    "Nothing more was loaded; reload the list to start again."
+)
+
+
+class SavedViewForm(FlaskForm):
+    """Save the list's current filters and sort under a name; `query` is the list's URL query."""
+
+    # Own ids: the list page has other fields called "name" elsewhere.
+    name = StringField("View name", validators=[DataRequired(), Length(max=80)], id="view-name")
+    shared = BooleanField("Share with the team", id="view-shared")
+    query = HiddenField(validators=[Length(max=ticket_queries.MAX_QUERY_STRING)])
+
+
+class DeleteViewForm(FlaskForm):
+    """Confirm deleting a saved view (the CSRF token only)."""
+
+
+class ShareViewForm(FlaskForm):
+    """Share one's saved view with the team (`shared` checked) or stop sharing it."""
+
+    shared = BooleanField("Shared")
+
+
+def _actor() -> User:
+    return current_user._get_current_object()  # type: ignore[no-any-return]
+
+
+def _views_context(form: SavedViewForm | None = None, error: str | None = None) -> dict[str, Any]:
+    """Return what the saved-views panel renders."""
+    return {
+        "views": saved_views.list_views(_actor()),
+        "view_form": form or SavedViewForm(formdata=None),
+        "view_error": error,
+        "delete_form": DeleteViewForm(formdata=None),
+        "share_form": ShareViewForm(formdata=None),
+    }
+
+
+def _page_context(query: ListQuery, listing: ListPage, **extra: Any) -> dict[str, Any]:
+    """Return everything the whole list page renders: filters, saved views and the table."""
+    context: dict[str, Any] = {
+        "query": query,
+        "listing": listing,
+        "error": None,
+        "choices": ticket_queries.filter_choices(_actor()),
+        **_views_context(),
+    }
+    context.update(extra)
+    return context
+
+
+@bp.get("")
+@requires("tickets.view")
+def index() -> Response:
+    """List the tickets the user may see: filtered, searched, sorted, 50 rows a page.
+
+    htmx gets the table (a filter or sort change) or, with `after`, the next rows and a new
+    "Load more" row; other requests get the whole page. Parameters that do not parse are
+    ignored and named in a notice above the table (200). A bad `after` cursor is a 422 with a
+    message: restarting at the first page would append rows that are already shown.
+    """
+    query = ticket_queries.parse_list_query(request.args)
+    error, status = None, 200
+    try:
+        listing = ticket_queries.list_page(_actor(), query)
+    except BadCursor:
+        listing, error, status = ListPage(query, [], None), BAD_CURSOR, 422
+    context = {"query": query, "listing": listing, "error": error}
+    if not wants_fragment():
+        return render("tickets/list.html", status=status, **_page_context(**context))
+    if query.after:
+        return render("tickets/_list_rows.html", status=status, **context)
+    response = render("tickets/_list_table.html", status=status, **context)
+    # The filter form sends its empty fields too: the address bar gets the clean URL instead,
+    # and nothing new when it shows this list already (a live refresh, say).
+    clean = url_for("tickets.index", **query.params())
+    shown = urlsplit(request.headers.get("HX-Current-URL", ""))
+    same = (shown.path, shown.query) == urlsplit(clean)[2:4]
+    response.headers["HX-Push-Url"] = "false" if same else clean
+    return response
+
+
+def _views_answer(status: int, form: SavedViewForm, error: str | None = None) -> Response:
+    """Answer a saved-view POST that did not redirect: the panel for htmx, else the page."""
+    if wants_fragment():
+        return render("tickets/_list_views.html", status=status, **_views_context(form, error))
+    query = ticket_queries.parse_query_string(form.query.data or "")
+    listing = ticket_queries.list_page(_actor(), query)
+    context = _page_context(query, listing, **_views_context(form, error))
+    return render("tickets/list.html", status=status, **context)
+
+
+def _view_url(view: SavedView) -> str:
+    return url_for("tickets.index", **ticket_queries.parse_query_string(view.query).params())
+
+
+@bp.post("/views")
+@requires("views.save")
+def view_save() -> Response:
+    """Save the list's filters and sort as a named view; sharing needs `views.share` (403)."""
+    form = SavedViewForm()
+    error = None
+    if form.validate_on_submit():
+        try:
+            view = saved_views.save_view(
+                _actor(), form.name.data or "", form.query.data or "", form.shared.data
+            )
+        except saved_views.NotAllowed:
+            abort(403)
+        except saved_views.ViewError as exc:
+            error = str(exc)
+        else:
+            if wants_fragment():
+                return render("tickets/_list_views.html", **_views_context())
+            flash(f"View “{view.name}” saved.", "success")
+            return redirect(_view_url(view), 303)
+    return _views_answer(422, form, error)
+
+
+@bp.post("/views/<int:view_id>/delete")
+@requires("views.save")
+def view_delete(view_id: int) -> Response:
+    """Delete one of the user's own saved views (anyone else's is a 404)."""
+    form = DeleteViewForm()
+    if not form.validate_on_submit():
+        abort(400)
+    if not saved_views.delete_view(_actor(), view_id):
+        abort(404)
+    if wants_fragment():
+        return render("tickets/_list_views.html", **_views_context())
+    flash("View deleted.", "success")
+    return redirect(url_for("tickets.index"), 303)
+
+
+@bp.post("/views/<int:view_id>/share")
+@requires("views.share")
+def view_share(view_id: int) -> Response:
+    """Share one of the user's own saved views with the team, or stop (others' are a 404)."""
+    form = ShareViewForm()
+    if not form.validate_on_submit():
+        abort(400)
+    view = saved_views.set_shared(_actor(), view_id, form.shared.data)
+    if view is None:
+        abort(404)
+    if wants_fragment():
+        return render("tickets/_list_views.html", **_views_context())
+    flash(f"View “{view.name}” is {'shared' if view.shared else 'yours only'} now.", "success")
+    return redirect(url_for("tickets.index"), 303)
