@@ -146,3 +146,11 @@ def test_bulk_without_htmx_redirects_with_a_summary(app, demo):
     ids = [t[0] for t in tickets_in(app, demo["demo"])[:2]]
     response = post(manager, action="priority", priority="P4", tickets=ids)
     assert response.status_code == 303 and response.headers["Location"] == "/tickets"
+
+
+def test_list_offers_bulk_selection_to_managers_only(app, demo):
+    page = as_user(app, "manager@demo.test").get("/tickets").get_data(as_text=True)
+    assert '<form id="bulk-form"' in page and 'form="bulk-form"' in page
+    assert '<option value="transition:assign">Assign</option>' in page
+    agent_page = as_user(app, "agent@demo.test").get("/tickets").get_data(as_text=True)
+    assert "bulk-form" not in agent_page

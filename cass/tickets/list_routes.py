@@ -13,11 +13,12 @@ from wtforms import BooleanField, HiddenField, StringField
 from wtforms.validators import DataRequired, Length
 
 from cass.models import SavedView, User
-from cass.permissions import requires
+from cass.permissions import can, requires
 from cass.rendering import render, wants_fragment
 from cass.services import saved_views, ticket_queries
 from cass.services.ticket_queries import BadCursor, ListPage, ListQuery
 from cass.tickets.blueprint import bp
+from cass.tickets.routes import new_bulk_form
 
 BAD_CURSOR = (
     "This “Load more” link does not fit this list (it was altered, or made for another sort). "
@@ -68,6 +69,8 @@ def _page_context(query: ListQuery, listing: ListPage, **extra: Any) -> dict[str
         "choices": ticket_queries.filter_choices(_actor()),
         **_views_context(),
     }
+    if can(current_user.role, "tickets.bulk"):
+        context["bulk_form"] = new_bulk_form()
     context.update(extra)
     return context
 

@@ -516,3 +516,11 @@ def bulk() -> Response:
     if result is not None and result.changed:
         response.headers["HX-Trigger"] = "tickets-changed"
     return response
+
+
+def new_bulk_form() -> BulkForm:
+    """Return an empty bulk form with the actions and assignees the user may choose."""
+    form = BulkForm(formdata=None)
+    form.action.choices = [("", "— choose —"), *bulk_actions()]
+    form.assignee.choices = [("", "— nobody —"), *tickets.assignee_choices()]
+    return form

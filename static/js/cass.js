@@ -46,8 +46,12 @@ document.addEventListener("click", (event) => {
   if (event.target.matches("[data-close-move]")) event.target.closest(".move-form").remove();
 });
 
-// The board redraws itself on live events; not while someone is filling in a move on it.
+// Board and list redraw themselves on live events; not while someone is filling in a move on
+// the board or has ticked tickets for a bulk action (after the action, the list redraws).
 document.addEventListener("htmx:beforeRequest", (event) => {
-  const board = event.detail.elt;
-  if (board.id === "board" && board.querySelector(".move-form")) event.preventDefault();
+  const elt = event.detail.elt;
+  const trigger = event.detail.requestConfig && event.detail.requestConfig.triggeringEvent;
+  if (elt.id === "board" && elt.querySelector(".move-form")) event.preventDefault();
+  if (elt.id === "ticket-list" && (!trigger || trigger.type !== "tickets-changed")
+      && elt.querySelector("input[name=ticket]:checked")) event.preventDefault();
 });

@@ -484,15 +484,6 @@ class ListNotLive(AssertionError):
     must not hide a list page that is broken in some other way)."""
 
 
-@pytest.mark.xfail(
-    raises=ListNotLive,
-    strict=True,
-    reason=(
-        "The ticket list has no live refresh yet: templates/tickets/list.html has no "
-        "sse-connect and #ticket-list (data-live-list) has no hx-trigger, and no script reads "
-        "data-live-list. Remove this mark once it is wired (strict: an XPASS fails)."
-    ),
-)
 def test_list_of_another_user_updates_live(open_as, app, demo, live_server):
     ticket_id, key = make_ticket(app, demo, "Card reader dead", priority="P4")
     agent = open_as("agent@demo.test")
