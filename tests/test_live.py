@@ -14,7 +14,6 @@ import psycopg
 import pytest
 import requests
 from flask import Flask
-from werkzeug.serving import make_server
 
 from cass.extensions import db
 from cass.live import (
@@ -27,7 +26,7 @@ from cass.live import (
     notify,
 )
 from cass.tenancy import tenant_context
-from tests.conftest import DEMO_PASSWORD, csrf_from
+from tests.conftest import DEMO_PASSWORD, csrf_from, serve
 
 WAIT = 2.0  # the promise: a committed event reaches its listeners within this
 
@@ -46,15 +45,8 @@ def broker(app: Flask) -> Iterator[Broker]:
 def live_server(app: Flask, broker: Broker) -> Iterator[str]:
     """Serve `app` from a background thread (a real socket); return its base URL."""
     app.config["LIVE_HEARTBEAT_SECONDS"] = 0.5  # dead clients are noticed quickly in tests
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(10)
-        server.server_close()
+    with serve(app) as url:
+        yield url
 
 
 def next_event(sub: Subscription, kind: str, timeout: float = WAIT) -> dict[str, Any] | None:

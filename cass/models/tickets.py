@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
+from cass import lifecycle
 from cass.extensions import db
 from cass.models.tenancy import TenantOwned
 
@@ -68,30 +69,10 @@ class Ticket(TenantOwned, db.Model):
         _same_tenant_fk("assignee_user_id", "app_user", "fk_ticket_assignee_user"),
         _same_tenant_fk("assignee_vendor_id", "vendor", "fk_ticket_assignee_vendor"),
         _same_tenant_fk("created_by_id", "app_user", "fk_ticket_created_by"),
-        CheckConstraint(
-            _in(
-                "status",
-                (
-                    "new",
-                    "assigned",
-                    "in_progress",
-                    "on_hold",
-                    "resolved",
-                    "closed",
-                    "reopened",
-                    "cancelled",
-                ),
-            ),
-            name="ck_ticket_status",
-        ),
-        CheckConstraint(_in("priority", ("P1", "P2", "P3", "P4")), name="ck_ticket_priority"),
-        CheckConstraint(
-            _in("category", ("hardware", "connectivity", "payment", "firmware", "damage", "other")),
-            name="ck_ticket_category",
-        ),
-        CheckConstraint(
-            _in("channel", ("phone", "email", "web", "ocpp-auto", "api")), name="ck_ticket_channel"
-        ),
+        CheckConstraint(_in("status", lifecycle.STATUSES), name="ck_ticket_status"),
+        CheckConstraint(_in("priority", PRIORITIES), name="ck_ticket_priority"),
+        CheckConstraint(_in("category", CATEGORIES), name="ck_ticket_category"),
+        CheckConstraint(_in("channel", CHANNELS), name="ck_ticket_channel"),
         # List filters and keyset pagination: every list is (tenant, filter..., sort key, id).
         Index("ix_ticket_tenant_status_updated", "tenant_id", "status", "updated_at", "id"),
         Index("ix_ticket_tenant_updated", "tenant_id", "updated_at", "id"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,9 +9,8 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from playwright.sync_api import Browser, ConsoleMessage, Error, Page, expect, sync_playwright
-from werkzeug.serving import make_server
 
-from tests.conftest import DEMO_PASSWORD
+from tests.conftest import DEMO_PASSWORD, serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -28,15 +26,8 @@ TIMEOUT_MS = 10_000
 @pytest.fixture
 def live_server(app: Flask) -> Iterator[str]:
     """Serve `app` from a background thread; return its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(10)
-        server.server_close()
+    with serve(app) as url:
+        yield url
 
 
 # Module scope, not session: while Playwright's sync API is active it keeps an asyncio loop
