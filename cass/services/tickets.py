@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from flask import g
 from sqlalchemy import Select, select, update
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -73,8 +74,14 @@ def format_key(prefix: str, number: int) -> str:
 
 
 def tenant_prefix() -> str:
-    """Return the current tenant's ticket-key prefix."""
-    return db.session.scalar(select(Tenant.key_prefix).where(Tenant.id == current_tenant_id()))
+    """Return the current tenant's ticket-key prefix (read once per request or command)."""
+    # One request asks several times (key lookup, page keys, links); the prefix cannot change
+    # under it, so keep it in `g`, per tenant.
+    cache = g.setdefault("ticket_prefixes", {})
+    tenant = current_tenant_id()
+    if tenant not in cache:
+        cache[tenant] = db.session.scalar(select(Tenant.key_prefix).where(Tenant.id == tenant))
+    return cache[tenant]
 
 
 def visible(actor: User) -> Select[tuple[Ticket]]:

@@ -63,9 +63,9 @@ def _version(form: Any) -> int | None:
         return None
 
 
-def detail_context(ticket: Ticket, **extra: Any) -> dict[str, Any]:
-    """Return everything the detail page and its fragments render."""
-    context = {
+def live_context(ticket: Ticket) -> dict[str, Any]:
+    """Return what the live parts of the detail page render: fields, moves and timeline."""
+    return {
         "ticket": ticket,
         "key": _key(ticket),
         "charger": db.session.get(Charger, ticket.charger_id) if ticket.charger_id else None,
@@ -80,11 +80,18 @@ def detail_context(ticket: Ticket, **extra: Any) -> dict[str, Any]:
         else None,
         "moves": lifecycle.allowed(ticket.status, current_user.role),
         "timeline": tickets.timeline(ticket),
-        "worklog_form": WorklogForm(formdata=None),
-        "attach_form": AttachmentForm(formdata=None),
-        "assign_form": _assign_form(ticket),
         "lifecycle": lifecycle,
     }
+
+
+def detail_context(ticket: Ticket, **extra: Any) -> dict[str, Any]:
+    """Return everything the detail page and its fragments render: the live parts and forms."""
+    context = live_context(ticket)
+    context.update(
+        worklog_form=WorklogForm(formdata=None),
+        attach_form=AttachmentForm(formdata=None),
+        assign_form=_assign_form(ticket),
+    )
     context.update(extra)
     return context
 
@@ -204,7 +211,8 @@ def detail(key: str) -> Response:
     ticket = ticket_or_404(key)
     if request.args.get("part") == "live" and wants_fragment():
         # A live refresh: fields, moves and timeline swap out of band; open forms stay as typed.
-        return render("tickets/_detail_live.html", **detail_context(ticket))
+        # Every open page refreshes on each change: render no forms it would throw away.
+        return render("tickets/_detail_live.html", **live_context(ticket))
     return render("tickets/detail.html", "tickets/_detail.html", **detail_context(ticket))
 
 
