@@ -13,12 +13,15 @@ from flask_migrate import downgrade, upgrade
 from cass.config import ROOT
 from cass.embedded_db import ensure_database
 from cass.extensions import db
+from cass.models.ocpp import include_in_migrations
 from tests.conftest import make_app
 
 
 def test_models_and_migrations_agree(app):
     with app.app_context(), db.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "include_object": include_in_migrations}
+        )
         diff = compare_metadata(context, db.metadata)
     assert diff == [], f"models and migrations disagree: {diff}"
 

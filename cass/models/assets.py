@@ -8,15 +8,18 @@ from decimal import Decimal
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Date,
     DateTime,
     ForeignKeyConstraint,
+    Index,
     Integer,
     Numeric,
     String,
     UniqueConstraint,
     false,
     func,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -46,6 +49,11 @@ class Charger(TenantOwned, db.Model):
     __tablename__ = "charger"
     __table_args__ = (
         UniqueConstraint("tenant_id", "id", name="uq_charger_tenant_id"),
+        CheckConstraint(
+            "registration IN ('accepted','pending','rejected')", name="ck_charger_registration"
+        ),
+        # The offline sweep: online chargers by last sign of life.
+        Index("ix_charger_online_last_seen", "last_seen", postgresql_where=text("online")),
         ForeignKeyConstraint(
             ["tenant_id", "site_id"], ["site.tenant_id", "site.id"], name="fk_charger_site"
         ),
@@ -64,6 +72,15 @@ class Charger(TenantOwned, db.Model):
     key_hash: Mapped[str | None] = mapped_column(String(255))
     online: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     last_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # accepted, pending (auto-registered, waiting for an admin) or rejected: see ocpp_bridge.vocab.
+    registration: Mapped[str] = mapped_column(
+        String(10), default="accepted", server_default="accepted"
+    )
+    # The subprotocol of its last connection (ocpp1.6 or ocpp2.0.1).
+    ocpp_protocol: Mapped[str | None] = mapped_column(String(12))
+    # The bridge instance holding its socket; commands for it are sent by that instance.
+    owner: Mapped[str | None] = mapped_column(String(64))
+    connected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     site: Mapped[Site] = relationship(
         Site, primaryjoin="Charger.site_id == Site.id", foreign_keys=[site_id], viewonly=True

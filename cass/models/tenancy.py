@@ -23,6 +23,8 @@ class Tenant(db.Model):
     # The last ticket number handed out; bumped under the row lock, so keys never collide.
     last_ticket_number: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Unknown chargers whose id starts with this prefix register themselves as pending.
+    ocpp_autoregister_prefix: Mapped[str | None] = mapped_column(String(40))
 
 
 class TenantOwned:
