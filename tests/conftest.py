@@ -97,8 +97,9 @@ def app(database_url: str) -> Iterator[Flask]:
 def demo_hashes() -> tuple[str, str]:
     """Hash the demo password and charger key once per session (argon2 is slow on purpose)."""
     from cass.services.passwords import hash_password
+    from ocpp_bridge.keys import hash_key
 
-    return hash_password(DEMO_PASSWORD), hash_password(CHARGER_KEY)
+    return hash_password(DEMO_PASSWORD), hash_key(CHARGER_KEY)
 
 
 @dataclass
@@ -148,7 +149,8 @@ def demo_snapshot(database_url: str, demo_hashes: tuple[str, str]) -> Snapshot:
             columns = _copy_columns(conn, table)
             data = bytearray()
             with conn.cursor().copy(
-                f'COPY "{table}" ({columns}) TO STDOUT (FORMAT binary)'
+                # A query, not the table: COPY TO cannot read a partitioned table directly.
+                f'COPY (SELECT {columns} FROM "{table}") TO STDOUT (FORMAT binary)'
             ) as copy:
                 for chunk in copy:
                     data += chunk

@@ -8,9 +8,10 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from cass.extensions import db
-from cass.models import Charger, Connector, Site, Tenant, User, Vendor
+from cass.models import Charger, Connector, IdTag, Site, Tenant, User, Vendor
 from cass.services.passwords import hash_password
 from cass.services.tenants import create_tenant
+from ocpp_bridge.keys import hash_key
 
 DEMO_USERS = {
     "demo": [
@@ -64,7 +65,7 @@ def is_seeded() -> bool:
 
 def seed_demo(password: str, charger_key: str, hashes: tuple[str, str] | None = None) -> None:
     """Create tenants demo and acme with users, vendors, sites, chargers and connectors."""
-    password_hash, key_hash = hashes or (hash_password(password), hash_password(charger_key))
+    password_hash, key_hash = hashes or (hash_password(password), hash_key(charger_key))
     tenants = {
         "demo": create_tenant("demo", "Demo Charging Co.", "DEMO"),
         "acme": create_tenant("acme", "Acme Charge", "ACME"),
@@ -127,6 +128,13 @@ def seed_demo(password: str, charger_key: str, hashes: tuple[str, str] | None = 
                 db.session.add(
                     Connector(tenant_id=tenant.id, charger_id=charger.id, connector_no=connector_no)
                 )
+    # RFID cards the demo chargers accept (and one blocked), for Authorize and transactions.
+    for slug, tenant in tenants.items():
+        for n in range(1, 4):
+            db.session.add(IdTag(tenant_id=tenant.id, id_tag=f"{slug.upper()}-TAG-{n:04d}"))
+        db.session.add(
+            IdTag(tenant_id=tenant.id, id_tag=f"{slug.upper()}-TAG-BLOCKED", status="Blocked")
+        )
     db.session.commit()
     # A few dozen tickets across statuses, priorities, sites and assignees.
     seed_demo_tickets("demo", rounds=4)

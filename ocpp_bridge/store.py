@@ -1,0 +1,186 @@
+"""The bridge's database side: a psycopg async pool and a group-committing writer.
+
+Every charger message that changes state becomes a *job* (an async function of a connection).
+Jobs from all chargers queue up; a writer runs whatever has queued in one transaction, together
+with the message-log rows gathered meanwhile, and commits once. Only after that commit does a
+job's caller get its result, so the bridge answers a charger only once the effects are durable,
+at the cost of one commit per batch instead of one per message. A failing job never takes its
+batch-mates down: the batch is retried job by job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+log = logging.getLogger("ocpp_bridge.store")
+T = TypeVar("T")
+Job = Callable[[psycopg.AsyncConnection], Awaitable[Any]]
+
+LOG_COLUMNS = (
+    "at",
+    "tenant_id",
+    "charger_id",
+    "direction",
+    "message_type",
+    "message_id",
+    "action",
+    "payload",
+    "error_code",
+    "error_description",
+)
+LogRow = tuple[datetime, int, int, str, int | None, str | None, str | None, str, str | None, Any]
+# Log rows kept while the database is away, at most; beyond that the oldest are dropped.
+MAX_PENDING_LOG_ROWS = 200_000
+_COPY_LOG = f"COPY ocpp_message ({', '.join(LOG_COLUMNS)}) FROM STDIN"
+
+
+class DatabaseUnavailable(Exception):
+    """The database did not answer in time; the charger gets InternalError and retries."""
+
+
+class Store:
+    """Own the pool and the writers; run jobs in group commits."""
+
+    def __init__(
+        self, url: str, *, writers: int = 2, max_batch: int = 400, pool_size: int = 8
+    ) -> None:
+        self.pool = AsyncConnectionPool(
+            url,
+            min_size=2,
+            max_size=pool_size,
+            open=False,
+            timeout=5,
+            reconnect_timeout=0,  # keep trying for ever: chargers retry meanwhile
+            name="ocpp-bridge",
+        )
+        self.max_batch = max_batch
+        self._jobs: list[tuple[Job, asyncio.Future[Any]]] = []
+        self._log_rows: list[LogRow] = []
+        self._wake = asyncio.Event()
+        self._writers = writers
+        self._tasks: list[asyncio.Task[None]] = []
+        self.commits = 0
+        self.retention_days = 30
+
+    async def open(self) -> None:
+        """Open the pool (without waiting for the database) and start the writers."""
+        await self.pool.open(wait=False)
+        self._tasks = [
+            asyncio.create_task(self._write_loop(), name=f"writer-{n}")
+            for n in range(self._writers)
+        ]
+
+    async def close(self) -> None:
+        """Flush what is queued (briefly), stop the writers and close the pool."""
+        deadline = asyncio.get_running_loop().time() + 3
+        while (self._jobs or self._log_rows) and asyncio.get_running_loop().time() < deadline:
+            self._wake.set()
+            await asyncio.sleep(0.05)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.pool.close()
+
+    async def run(self, job: Job) -> Any:
+        """Queue `job` for the next group commit; return its result once committed."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._jobs.append((job, future))
+        self._wake.set()
+        return await future
+
+    def log(self, row: LogRow) -> None:
+        """Queue a message-log row; it is written with the next batch (no waiting)."""
+        self._log_rows.append(row)
+        if len(self._log_rows) > MAX_PENDING_LOG_ROWS:
+            del self._log_rows[: len(self._log_rows) - MAX_PENDING_LOG_ROWS]
+        self._wake.set()
+
+    async def read(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        """Run one read-only query outside the batches (at connect, before any job)."""
+        try:
+            async with self.pool.connection() as conn:
+                cursor = await conn.execute(sql, params)
+                return await cursor.fetchall()
+        except (psycopg.OperationalError, TimeoutError) as exc:
+            raise DatabaseUnavailable(str(exc)) from exc
+
+    async def _write_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            jobs = self._jobs[: self.max_batch]
+            del self._jobs[: self.max_batch]
+            rows, self._log_rows = self._log_rows, []
+            if self._jobs:
+                self._wake.set()  # more than one batch queued: let the other writer start
+            if jobs or rows:
+                await self._flush(jobs, rows)
+
+    async def _flush(self, jobs: list[tuple[Job, asyncio.Future[Any]]], rows: list[LogRow]) -> None:
+        try:
+            results = await self._commit(jobs, rows)
+        except Exception as exc:
+            if isinstance(exc, psycopg.OperationalError | TimeoutError | PoolTimeout):
+                # The database is away: fail the jobs (chargers retry), keep the log rows.
+                self._log_rows[:0] = rows
+                failure: Exception = DatabaseUnavailable(str(exc))
+                for _, future in jobs:
+                    if not future.done():
+                        future.set_exception(failure)
+                log.warning("database unavailable: %s", exc)
+                await asyncio.sleep(0.5)
+                return
+            await self._retry_one_by_one(jobs, rows)
+            return
+        for (_, future), result in zip(jobs, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+    async def _commit(
+        self, jobs: list[tuple[Job, asyncio.Future[Any]]], rows: list[LogRow]
+    ) -> list[Any]:
+        async with self.pool.connection() as conn, conn.transaction():
+            results = [await job(conn) for job, _ in jobs]
+            if rows:
+                await _copy_log(conn, rows)
+        self.commits += 1
+        return results
+
+    async def _retry_one_by_one(
+        self, jobs: list[tuple[Job, asyncio.Future[Any]]], rows: list[LogRow]
+    ) -> None:
+        for job, future in jobs:
+            try:
+                result = await self._commit([(job, future)], [])
+            except Exception as exc:
+                log.exception("job failed")
+                if not future.done():
+                    future.set_exception(exc)
+            else:
+                if not future.done():
+                    future.set_result(result)
+        if rows:
+            try:
+                async with self.pool.connection() as conn, conn.transaction():
+                    await conn.execute(
+                        "SELECT cass_ocpp_message_partitions(%s, 3)", (self.retention_days,)
+                    )
+                    await _copy_log(conn, rows)
+            except Exception:
+                log.exception("could not write %d message-log rows", len(rows))
+
+
+async def _copy_log(conn: psycopg.AsyncConnection, rows: list[LogRow]) -> None:
+    async with conn.cursor().copy(_COPY_LOG) as copy:
+        for row in rows:
+            await copy.write_row(row)
