@@ -3,6 +3,7 @@ ways it refuses to start. Every test kills whatever it started, even when it fai
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -20,6 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 import requests
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from tests.conftest import CSRF_RE
@@ -288,12 +290,18 @@ def test_up_serves_stops_and_restarts_on_the_same_data(launcher: Launcher) -> No
     assert "DEMO-CP-0001" in home
 
     url = f"ws://127.0.0.1:{launcher.bridge_port}/ocpp/DEMO-CP-0001"
-    with connect(url, subprotocols=["ocpp1.6"], open_timeout=10) as ws:
+    with pytest.raises(InvalidStatus) as refused:  # no key, no OCPP
+        connect(url, subprotocols=["ocpp1.6"], open_timeout=10)
+    assert refused.value.response.status_code == 401
+    auth = "Basic " + base64.b64encode(f"DEMO-CP-0001:{CHARGER_KEY}".encode()).decode()
+    with connect(
+        url, subprotocols=["ocpp1.6"], open_timeout=10, additional_headers={"Authorization": auth}
+    ) as ws:
         assert ws.subprotocol == "ocpp1.6"
         ws.send(json.dumps([2, "msg-1", "Heartbeat", {}]))
         answer = json.loads(ws.recv(timeout=10))
-    # A CallResult (3) or a CallError (4) to our message: an OCPP session, not just a socket.
-    assert answer[0] in (3, 4) and answer[1] == "msg-1", answer
+    # The bridge answered from the database: an OCPP session, not just a socket.
+    assert answer[0] == 3 and answer[1] == "msg-1" and "currentTime" in answer[2], answer
 
     # Another cass command in the same folder uses the running database, and leaves it running.
     def create_zeta() -> subprocess.CompletedProcess[str]:

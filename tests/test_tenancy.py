@@ -11,7 +11,17 @@ from cass.models import (
     Attachment,
     AuditLog,
     Charger,
+    ChargerCommand,
+    ChargerEvent,
+    ChargerModelSetting,
+    ChargingSession,
     Connector,
+    DataTransferRule,
+    DiagnosticsRequest,
+    FirmwareJob,
+    IdTag,
+    MeterValue,
+    OcppMessage,
     SavedView,
     Site,
     Tenant,
@@ -37,6 +47,34 @@ TENANT_MODELS = [
     Attachment,
     SavedView,
     AuditLog,
+    ChargerEvent,
+    MeterValue,
+    ChargingSession,
+    IdTag,
+    DataTransferRule,
+    ChargerModelSetting,
+    ChargerCommand,
+    FirmwareJob,
+    DiagnosticsRequest,
+    OcppMessage,
+]
+# Rows of the bridge's tables for a tenant's charger (:t tenant, :c charger), as the bridge writes.
+BRIDGE_ROWS = [
+    "INSERT INTO charger_event (tenant_id, charger_id, kind) VALUES (:t, :c, 'boot')",
+    "INSERT INTO meter_value (tenant_id, charger_id, connector_no, at, measurand, value) "
+    "VALUES (:t, :c, 1, now(), 'Energy.Active.Import.Register', 1)",
+    "INSERT INTO charging_session (tenant_id, charger_id, connector_no, started_at) "
+    "VALUES (:t, :c, 1, now())",
+    "INSERT INTO data_transfer_rule (tenant_id, vendor_id) VALUES (:t, 'acme.example')",
+    "INSERT INTO charger_model_setting (tenant_id, manufacturer, model) VALUES (:t, 'X', 'Y')",
+    "INSERT INTO charger_command (tenant_id, charger_id, action, expires_at) "
+    "VALUES (:t, :c, 'Reset', now())",
+    "INSERT INTO firmware_job (tenant_id, charger_id, location, retrieve_at) "
+    "VALUES (:t, :c, 'https://fw.example/1.bin', now())",
+    "INSERT INTO diagnostics_request (tenant_id, charger_id, location) "
+    "VALUES (:t, :c, 'ftp://diag.example/')",
+    "INSERT INTO ocpp_message (at, tenant_id, charger_id, direction, payload) "
+    "VALUES (now(), :t, :c, 'in', '{}')",
 ]
 
 
@@ -63,6 +101,11 @@ def every_table(app, demo):
                 )
             )
             db.session.add(SavedView(tenant_id=tenant, owner_id=owner, name="Mine", query="q="))
+            charger = db.session.scalar(
+                select(Charger.id).where(Charger.tenant_id == tenant).limit(1)
+            )
+            for sql in BRIDGE_ROWS:
+                db.session.execute(text(sql), {"t": tenant, "c": charger})
         db.session.commit()
     return demo
 
