@@ -217,6 +217,28 @@ def scheduler_command() -> None:
     run_scheduler()
 
 
+@cli.command(
+    "bridge", context_settings={"ignore_unknown_options": True, "allow_extra_args": True}
+)
+@click.pass_context
+def bridge_command(ctx: click.Context) -> None:
+    """Run the OCPP bridge on this instance's database (options as python -m ocpp_bridge)."""
+    import asyncio
+    import logging
+
+    from flask import current_app
+
+    from cass.extensions import db
+    from ocpp_bridge.config import BridgeConfig
+    from ocpp_bridge.server import serve_forever
+
+    with current_app.app_context():
+        url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    config = BridgeConfig.from_args(["--database-url", url, *ctx.args])
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s bridge %(message)s")
+    asyncio.run(serve_forever(config))
+
+
 def main() -> None:
     """Entry point of the `cass` console script."""
     cli(prog_name="cass")

@@ -65,6 +65,10 @@ class Config:
         self.LOGIN_MAX_FAILURES = int(os.environ.get("CASS_LOGIN_MAX_FAILURES", "10"))
         self.LOGIN_WINDOW_MINUTES = int(os.environ.get("CASS_LOGIN_WINDOW_MINUTES", "15"))
         self.CASS_MAX_UPLOAD_MB = int(os.environ.get("CASS_MAX_UPLOAD_MB", "20"))
+        # Days of OCPP frames kept in the message log (whole daily partitions are dropped).
+        self.CASS_OCPP_LOG_RETENTION_DAYS = int(
+            os.environ.get("CASS_OCPP_LOG_RETENTION_DAYS", "30")
+        )
         # Room for the form fields around the file; the file itself is checked against the limit.
         self.MAX_CONTENT_LENGTH = (self.CASS_MAX_UPLOAD_MB + 1) * 1024 * 1024
         for key, value in overrides.items():

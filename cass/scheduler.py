@@ -41,13 +41,19 @@ def run_locked(app: Flask, name: str, job: Callable[[], Any]) -> bool:
         return True
 
 
-def _jobs() -> dict[str, tuple[Callable[[], Any], dict[str, Any]]]:
+def _jobs(app: Flask) -> dict[str, tuple[Callable[[], Any], dict[str, Any]]]:
     from cass.services.auth import prune_login_attempts
+    from cass.services.message_log import apply_retention
 
+    keep_days = app.config["CASS_OCPP_LOG_RETENTION_DAYS"]
     return {
         "prune_login_attempts": (
             lambda: prune_login_attempts(timedelta(days=7)),
             {"trigger": "interval", "hours": 1},
+        ),
+        "ocpp_message_retention": (
+            lambda: apply_retention(keep_days),
+            {"trigger": "interval", "hours": 6},
         ),
     }
 
@@ -59,7 +65,8 @@ def run_scheduler() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s scheduler %(message)s")
     app = create_app()
     scheduler = BlockingScheduler(timezone="UTC")
-    for name, (job, trigger) in _jobs().items():
+    jobs = _jobs(app)
+    for name, (job, trigger) in jobs.items():
         scheduler.add_job(
             run_locked,
             args=(app, name, job),
@@ -75,5 +82,5 @@ def run_scheduler() -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    log.info("scheduler started with jobs: %s", ", ".join(_jobs()))
+    log.info("scheduler started with jobs: %s", ", ".join(jobs))
     scheduler.start()
