@@ -41,6 +41,8 @@ class BridgeConfig:
     log_retention_days: int = 30
     writers: int = 2
     pool_size: int = 8
+    # How long a message waits for the database before the charger gets InternalError.
+    db_timeout: float = 5.0
 
     @classmethod
     def from_args(cls, argv: list[str] | None = None) -> BridgeConfig:

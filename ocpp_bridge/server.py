@@ -86,7 +86,12 @@ class Bridge:
 
     def __init__(self, config: BridgeConfig) -> None:
         self.config = config
-        self.store = Store(config.database_url, writers=config.writers, pool_size=config.pool_size)
+        self.store = Store(
+            config.database_url,
+            writers=config.writers,
+            pool_size=config.pool_size,
+            timeout=config.db_timeout,
+        )
         self.store.retention_days = config.log_retention_days
         self.sessions: dict[int, Any] = {}  # charger id -> its live session
         self._pending: dict[int, Charger] = {}  # connection id -> charger, between auth and open

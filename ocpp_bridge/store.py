@@ -50,14 +50,20 @@ class Store:
     """Own the pool and the writers; run jobs in group commits."""
 
     def __init__(
-        self, url: str, *, writers: int = 2, max_batch: int = 400, pool_size: int = 8
+        self,
+        url: str,
+        *,
+        writers: int = 2,
+        max_batch: int = 400,
+        pool_size: int = 8,
+        timeout: float = 5.0,
     ) -> None:
         self.pool = AsyncConnectionPool(
             url,
             min_size=2,
             max_size=pool_size,
             open=False,
-            timeout=5,
+            timeout=timeout,  # how long a message waits for a connection before InternalError
             reconnect_timeout=0,  # keep trying for ever: chargers retry meanwhile
             name="ocpp-bridge",
         )
