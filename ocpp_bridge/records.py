@@ -162,8 +162,20 @@ INSERT INTO meter_value (tenant_id, charger_id, connector_no, transaction_id, at
                          phase, unit, context, location, value, raw)
 SELECT %(tenant_id)s, %(charger_id)s, %(no)s, %(transaction_id)s, m.*
 FROM unnest(%(at)s::timestamptz[], %(measurand)s::text[], %(phase)s::text[], %(unit)s::text[],
-            %(context)s::text[], %(location)s::text[], %(value)s::float8[], %(raw)s::text[]) AS m
+            %(context)s::text[], %(location)s::text[], %(value)s::float8[], %(raw)s::text[])
+  AS m(at, measurand, phase, unit, context, location, value, raw)
 """
+# A transaction's reading of one measurand at one instant is stored once: OCPP 2.0.1 chargers
+# resend a TransactionEvent they got no answer to, samples included.
+_METER_NEW_SQL = (
+    _METER_SQL  # noqa: S608 (constant text)
+    + """WHERE NOT EXISTS (
+  SELECT 1 FROM meter_value v
+  WHERE v.charger_id = %(charger_id)s AND v.transaction_id = %(transaction_id)s
+    AND v.at = m.at AND v.measurand = m.measurand AND v.phase IS NOT DISTINCT FROM m.phase
+    AND v.context IS NOT DISTINCT FROM m.context AND v.location IS NOT DISTINCT FROM m.location)
+"""
+)
 
 
 def _number(value: Any) -> float | None:
@@ -180,8 +192,14 @@ async def record_meter_values(
     connector_no: int,
     transaction_id: int | None,
     samples: list[tuple[datetime, dict[str, Any]]],
+    *,
+    skip_stored: bool = False,
 ) -> int:
-    """Store sampled values, each (time, {value, measurand, phase, unit, context, location})."""
+    """Store sampled values, each (time, {value, measurand, phase, unit, context, location}).
+
+    With `skip_stored`, samples the transaction already has (same time, measurand, phase,
+    context and location) are left out.
+    """
     columns: dict[str, list[Any]] = {
         k: [] for k in ("at", "measurand", "phase", "unit", "context", "location", "value", "raw")
     }
@@ -200,7 +218,7 @@ async def record_meter_values(
     if not samples:
         return 0
     await conn.execute(
-        _METER_SQL,
+        _METER_NEW_SQL if skip_stored and transaction_id is not None else _METER_SQL,
         {
             "tenant_id": charger.tenant_id,
             "charger_id": charger.id,
@@ -217,9 +235,9 @@ def _cut(value: Any, length: int) -> str | None:
 
 
 async def id_tag_info(
-    conn: psycopg.AsyncConnection, charger: Charger, id_tag: str | None
+    conn: psycopg.AsyncConnection, charger: Charger, id_tag: str | None, unknown: str = "Invalid"
 ) -> dict[str, Any]:
-    """Return OCPP 1.6 idTagInfo for a tag of the charger's tenant (Invalid when unknown)."""
+    """Return OCPP 1.6 idTagInfo for a tag of the charger's tenant (`unknown` when not found)."""
     if not id_tag:
         return {"status": "Invalid"}
     cursor = await conn.execute(
@@ -229,7 +247,7 @@ async def id_tag_info(
     )
     row = await cursor.fetchone()
     if row is None:
-        return {"status": "Invalid"}
+        return {"status": unknown}
     status, expiry, parent = row
     if status == "Accepted" and expiry is not None and expiry < datetime.now(UTC):
         status = "Expired"
@@ -287,6 +305,47 @@ async def start_session(
     row = await cursor.fetchone()
     assert row is not None  # inserted, or found after a conflict
     return int(row[0])
+
+
+# An OCPP 2.0.1 transaction may learn its token (authorized after plug-in) or its EVSE
+# (plugged in after authorization) after it started; a value once known is kept. The row is
+# written only when something is learnt.
+_COMPLETE_SQL = """
+WITH updated AS (
+  UPDATE charging_session
+  SET id_tag = coalesce(id_tag, %(id_tag)s),
+      connector_no = CASE WHEN connector_no = 0 THEN %(no)s ELSE connector_no END
+  WHERE id = %(id)s AND charger_id = %(charger_id)s
+    AND ((id_tag IS NULL AND %(id_tag)s::text IS NOT NULL) OR (connector_no = 0 AND %(no)s > 0))
+  RETURNING connector_no
+)
+SELECT connector_no FROM updated
+UNION ALL
+SELECT connector_no FROM charging_session WHERE id = %(id)s
+LIMIT 1
+"""
+
+
+async def complete_session(
+    conn: psycopg.AsyncConnection,
+    charger: Charger,
+    session_id: int,
+    connector_no: int,
+    id_tag: str | None,
+) -> int:
+    """Fill in a session's token and connector when it started without them; return its
+    connector."""
+    cursor = await conn.execute(
+        _COMPLETE_SQL,
+        {
+            "id": session_id,
+            "charger_id": charger.id,
+            "no": connector_no,
+            "id_tag": id_tag[:36] if id_tag else None,
+        },
+    )
+    row = await cursor.fetchone()
+    return int(row[0]) if row else connector_no
 
 
 _STOP_SQL = """
