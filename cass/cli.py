@@ -69,7 +69,14 @@ def _start_database() -> tuple[str, object | None]:
 
 
 @cli.command("up", with_appcontext=False)
-def up() -> None:
+@click.option(
+    "--demo-chargers",
+    type=click.IntRange(0, 12),
+    default=0,
+    show_default=True,
+    help="Also run this many simulated demo chargers (DEMO-CP-0001…) against the bridge.",
+)
+def up(demo_chargers: int) -> None:
     """Start everything: database, migrations, demo data, web, bridge and scheduler."""
     config = Config()
     # Until the supervisor waits, SIGTERM interrupts like Ctrl-C, so a half-done start is undone.
@@ -102,9 +109,12 @@ def up() -> None:
             SECRET_KEY=app.config["SECRET_KEY"],
             PROMETHEUS_MULTIPROC_DIR=str(prometheus_dir()),
         )
-        for name, argv in child_commands(config.CASS_WEB_PORT, config.CASS_BRIDGE_PORT).items():
+        if demo_chargers:
+            supervisor.env["CASS_DEMO_CHARGER_KEY"] = charger_key  # the simulator's key
+        children = child_commands(config.CASS_WEB_PORT, config.CASS_BRIDGE_PORT, demo_chargers)
+        for name, argv in children.items():
             supervisor.start(name, argv)
-        _print_banner(config, seeded, password, charger_key)
+        _print_banner(config, seeded, password, charger_key, demo_chargers)
         code = supervisor.wait()
     except KeyboardInterrupt:
         supervisor.stop()
@@ -115,16 +125,24 @@ def up() -> None:
     sys.exit(code)
 
 
-def _print_banner(config: Config, seeded: bool, password: str, charger_key: str) -> None:
+def _print_banner(
+    config: Config, seeded: bool, password: str, charger_key: str, demo_chargers: int = 0
+) -> None:
     from cass.services.demo import DEMO_USERS
 
     logins = ", ".join(email for people in DEMO_USERS.values() for email, _, _ in people)
+    simulated = (
+        f"  simulator: {demo_chargers} demo chargers (DEMO-CP-0001…DEMO-CP-{demo_chargers:04d})\n"
+        if demo_chargers
+        else ""
+    )
     click.echo(
         "\nCASS is up.\n"
         f"  web     http://127.0.0.1:{config.CASS_WEB_PORT}/\n"
         f"  bridge  ws://127.0.0.1:{config.CASS_BRIDGE_PORT}/ocpp/<charge_point_id>\n"
         f"  demo data {'seeded now' if seeded else 'already present'}; logins: {logins}\n"
         f"  password: {password}    charger key (DEMO-CP-0001…): {charger_key}\n"
+        f"{simulated}"
         "Press Ctrl-C to stop.\n",
     )
     sys.stdout.flush()

@@ -1,4 +1,4 @@
-"""`cass up`: the embedded database, migrations, demo data and the three child processes."""
+"""`cass up`: the embedded database, migrations, demo data and the child processes."""
 
 from __future__ import annotations
 
@@ -120,10 +120,11 @@ def _signal_group(proc: subprocess.Popen[bytes], signum: int) -> None:
         os.killpg(proc.pid, signum)
 
 
-def child_commands(web_port: int, bridge_port: int) -> dict[str, list[str]]:
-    """Return the argv of web (gunicorn), bridge and scheduler."""
+def child_commands(web_port: int, bridge_port: int, demo_chargers: int = 0) -> dict[str, list[str]]:
+    """Return the argv of web (gunicorn), bridge and scheduler, and of the charger simulator
+    when `demo_chargers` > 0 (its key comes from CASS_DEMO_CHARGER_KEY in the environment)."""
     py = sys.executable
-    return {
+    children = {
         "web": [
             py,
             "-m",
@@ -147,6 +148,19 @@ def child_commands(web_port: int, bridge_port: int) -> dict[str, list[str]]:
         "bridge": [py, "-m", "ocpp_bridge", "--port", str(bridge_port)],
         "scheduler": [py, "-m", "cass", "scheduler"],
     }
+    if demo_chargers > 0:
+        children["simulator"] = [
+            py,
+            "-m",
+            "ocpp_bridge.simulate",
+            "--chargers",
+            str(demo_chargers),
+            "--url",
+            f"ws://127.0.0.1:{bridge_port}",
+            "--prefix",
+            "DEMO-CP-",
+        ]
+    return children
 
 
 def prometheus_dir() -> Path:

@@ -53,9 +53,10 @@ class RunningBridge:
 
 @contextmanager
 def running_bridge(database_url: str, **overrides: Any) -> Iterator[RunningBridge]:
-    """Start a bridge on a free port; stop it (closing every charger) on exit."""
-    settings = {**FAST, **overrides}
-    config = BridgeConfig(database_url=database_url, port=0, **settings)
+    """Start a bridge (on a free port unless `port` is given); stop it (closing every charger)
+    on exit."""
+    settings = {"port": 0, **FAST, **overrides}
+    config = BridgeConfig(database_url=database_url, **settings)
     loop = asyncio.new_event_loop()
     ready: Any = None
     stop: asyncio.Event | None = None
