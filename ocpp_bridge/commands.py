@@ -33,10 +33,19 @@ if TYPE_CHECKING:
 log = logging.getLogger("ocpp_bridge.commands")
 ACCEPTING_STATUSES = {"Accepted", "Unlocked", "Scheduled"}
 
+# A firmware job or diagnostics request whose command ends unanswered (expired while waiting,
+# or its answer never came) takes the command's status, here and in _STALE_SQL.
 _CLAIM_SQL = """
 WITH expired AS (
   UPDATE charger_command SET status = 'expired', finished_at = now()
   WHERE charger_id = %(charger_id)s AND status = 'pending' AND expires_at <= now()
+  RETURNING id, status
+), follow_firmware AS (
+  UPDATE firmware_job j SET status = e.status, updated_at = now()
+  FROM expired e WHERE j.command_id = e.id
+), follow_diagnostics AS (
+  UPDATE diagnostics_request d SET status = e.status, updated_at = now()
+  FROM expired e WHERE d.command_id = e.id
 )
 UPDATE charger_command SET status = 'sent', sent_at = now(), message_id = %(message_id)s
 WHERE id = (
@@ -74,11 +83,19 @@ WITH lost AS (
   UPDATE charger_command SET status = 'timed_out', finished_at = now(),
          error = 'no answer: the connection or the bridge went away'
   WHERE status = 'sent' AND sent_at < now() - make_interval(secs => %(lost_after)s)
-  RETURNING id
+  RETURNING id, status
 ), expired AS (
   UPDATE charger_command SET status = 'expired', finished_at = now()
   WHERE status = 'pending' AND expires_at <= now()
-  RETURNING id
+  RETURNING id, status
+), ended AS (
+  SELECT id, status FROM lost UNION ALL SELECT id, status FROM expired
+), follow_firmware AS (
+  UPDATE firmware_job j SET status = e.status, updated_at = now()
+  FROM ended e WHERE j.command_id = e.id
+), follow_diagnostics AS (
+  UPDATE diagnostics_request d SET status = e.status, updated_at = now()
+  FROM ended e WHERE d.command_id = e.id
 )
 SELECT (SELECT count(*) FROM lost) + (SELECT count(*) FROM expired)
 """
