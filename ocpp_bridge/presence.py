@@ -17,9 +17,11 @@ import psycopg
 from ocpp_bridge.records import LIVE_CHANNEL, Charger, live_payload
 from ocpp_bridge.vocab import BRIDGE_CHANNEL
 
+# Locked first, in its own statement: a statement's snapshot would miss a concurrent connect of
+# the same charger committed while we waited for its row, and both would record an online.
+_LOCK_SQL = "SELECT online FROM charger WHERE id = %s FOR UPDATE"
 _CONNECT_SQL = """
-WITH before AS (SELECT online FROM charger WHERE id = %(id)s),
-updated AS (
+WITH updated AS (
   UPDATE charger SET online = true, owner = %(owner)s, connected_at = %(at)s, last_seen = %(at)s,
          ocpp_protocol = %(protocol)s
   WHERE id = %(id)s
@@ -27,7 +29,7 @@ updated AS (
 )
 INSERT INTO charger_event (tenant_id, charger_id, at, kind, data)
 SELECT tenant_id, %(id)s, %(at)s, 'online', jsonb_build_object('bridge', %(owner)s::text)
-FROM updated WHERE NOT (SELECT online FROM before)
+FROM updated WHERE NOT %(was_online)s
 RETURNING 1
 """
 
@@ -45,6 +47,21 @@ RETURNING 1
 """
 
 _TOUCH_SQL = "UPDATE charger SET last_seen = now() WHERE id = ANY(%s) AND owner = %s"
+# A socket we still hold whose charger was swept offline (this bridge stalled past
+# offline_after) is ours and online again.
+_RECLAIM_SQL = """
+WITH back AS (
+  UPDATE charger SET online = true, owner = %(owner)s, last_seen = now()
+  WHERE id = ANY(%(ids)s) AND owner IS NULL AND NOT online
+  RETURNING id, tenant_id, ocpp_id
+), events AS (
+  INSERT INTO charger_event (tenant_id, charger_id, kind, data)
+  SELECT tenant_id, id, 'online', jsonb_build_object('bridge', %(owner)s::text) FROM back
+)
+SELECT count(pg_notify(%(channel)s, json_build_object('t', tenant_id, 'kind', 'charger',
+                                                      'id', ocpp_id, 'online', true)::text))
+FROM back
+"""
 
 _SWEEP_SQL = """
 WITH gone AS (
@@ -65,9 +82,16 @@ async def connected(
     conn: psycopg.AsyncConnection, charger: Charger, owner: str, at: datetime
 ) -> None:
     """Mark the charger online and owned by this instance; tell the other instances."""
-    cursor = await conn.execute(
-        _CONNECT_SQL, {"id": charger.id, "owner": owner, "at": at, "protocol": charger.protocol}
-    )
+    cursor = await conn.execute(_LOCK_SQL, (charger.id,))
+    row = await cursor.fetchone()
+    params = {
+        "id": charger.id,
+        "owner": owner,
+        "at": at,
+        "protocol": charger.protocol,
+        "was_online": bool(row and row[0]),
+    }
+    cursor = await conn.execute(_CONNECT_SQL, params)
     if await cursor.fetchone():
         await conn.execute(
             "SELECT pg_notify(%s, %s)", (LIVE_CHANNEL, live_payload(charger, online=True))
@@ -95,6 +119,9 @@ async def touch_and_sweep(
     """Mark this instance's chargers alive; set offline those nobody marked; return how many."""
     if charger_ids:
         await conn.execute(_TOUCH_SQL, (charger_ids, owner))
+        await conn.execute(
+            _RECLAIM_SQL, {"ids": charger_ids, "owner": owner, "channel": LIVE_CHANNEL}
+        )
     cursor = await conn.execute(_SWEEP_SQL, {"after": offline_after, "channel": LIVE_CHANNEL})
     row: Any = await cursor.fetchone()
     return int(row[0]) if row else 0

@@ -94,13 +94,16 @@ class Bridge:
         )
         self.store.retention_days = config.log_retention_days
         self.sessions: dict[int, Any] = {}  # charger id -> its live session
-        self._pending: dict[int, Charger] = {}  # connection id -> charger, between auth and open
         self._tasks: list[asyncio.Task[None]] = []
         self._closing: set[asyncio.Task[None]] = set()
         self.port: int = config.port
 
-    def close_later(self, session: Any, code: int, reason: str) -> None:
-        """Close a session's socket without waiting (keeping the task referenced until done)."""
+    def close_later(self, session: Any, code: int, reason: str, *, replaced: bool = False) -> None:
+        """Close a session's socket without waiting (keeping the task referenced until done).
+
+        A replaced session leaves the charger's state to its successor: it records no offline.
+        """
+        session.replaced = replaced
         task = asyncio.ensure_future(session._connection.close(code, reason))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
@@ -118,7 +121,9 @@ class Bridge:
                 session = self.sessions.get(int(charger_id))
                 if session is not None and owner != self.config.instance_id:
                     self.sessions.pop(int(charger_id), None)
-                    self.close_later(session, 1000, "the charger connected to another bridge")
+                    self.close_later(
+                        session, 1000, "the charger connected to another bridge", replaced=True
+                    )
 
     def wake_commands(self, charger_id: int) -> None:
         session = self.sessions.get(charger_id)
@@ -154,7 +159,8 @@ class Bridge:
         if not verify_key(key_hash, credentials[1]):
             log.info("charger %s: wrong key", ocpp_id)
             return _unauthorized(connection)
-        self._pending[id(connection)] = Charger(
+        # Carried on the connection to the handler (a failed handshake drops it with the socket).
+        connection.cass_charger = Charger(  # type: ignore[attr-defined]
             charger_id, tenant_id, ocpp_id, registration, lenient
         )
         return None
@@ -180,7 +186,7 @@ class Bridge:
     # --- a connection ---------------------------------------------------------------------
     async def handle(self, connection: ServerConnection) -> None:
         """Serve one charger until it disconnects."""
-        charger = self._pending.pop(id(connection), None)
+        charger: Charger | None = getattr(connection, "cass_charger", None)
         if charger is None:  # cannot happen: process_request vouched for it
             await connection.close(1008, "not authenticated")
             return
@@ -188,8 +194,8 @@ class Bridge:
         session = self._new_session(connection, charger)
         older = self.sessions.get(charger.id)
         self.sessions[charger.id] = session
-        if older is not None:
-            await older._connection.close(1000, "replaced by a newer connection")
+        if older is not None:  # without waiting: a vanished peer would hold us up to close_timeout
+            self.close_later(older, 1000, "replaced by a newer connection", replaced=True)
         at = datetime.now(UTC)
         owner = self.config.instance_id
         try:
@@ -214,10 +220,11 @@ class Bridge:
                 await command_task
             if self.sessions.get(charger.id) is session:
                 del self.sessions[charger.id]
-            with contextlib.suppress(Exception):
-                await self.store.run(
-                    lambda conn: presence.disconnected(conn, charger, owner, at, reason)
-                )
+            if not session.replaced:
+                with contextlib.suppress(Exception):
+                    await self.store.run(
+                        lambda conn: presence.disconnected(conn, charger, owner, at, reason)
+                    )
             log.info("charger %s disconnected: %s", charger.ocpp_id, reason)
 
     def _new_session(self, connection: ServerConnection, charger: Charger) -> Any:
@@ -233,6 +240,7 @@ class Bridge:
         session.setup(self, charger)
         session.call_module = call_module
         session.command_wake = asyncio.Event()
+        session.replaced = False
         return session
 
     # --- background loops -----------------------------------------------------------------

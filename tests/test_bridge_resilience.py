@@ -262,3 +262,26 @@ def test_a_killed_bridge_loses_nothing_it_acknowledged(database_url, demo):
         if proc.poll() is None:
             proc.terminate()
             proc.wait(15)
+
+
+def test_a_charger_swept_while_its_socket_is_held_comes_back_online(database_url, demo):
+    """If this bridge stalled past offline_after, its next touch claims its sockets again."""
+
+    async def scenario(url: str) -> None:
+        ws = await open_socket(url, "DEMO-CP-0007")
+        await asyncio.to_thread(wait_for, lambda: online(database_url, "DEMO-CP-0007"))
+        execute(
+            database_url,
+            "UPDATE charger SET online = false, owner = NULL WHERE ocpp_id = 'DEMO-CP-0007'",
+        )
+        await asyncio.to_thread(wait_for, lambda: online(database_url, "DEMO-CP-0007"))
+        await ws.close()
+
+    with running_bridge(database_url, instance_id="me") as bridge:
+        asyncio.run(scenario(bridge.url))
+    kinds = query(
+        database_url,
+        "SELECT kind, data->>'bridge' FROM charger_event WHERE charger_id = %s ORDER BY id",
+        (demo["DEMO-CP-0007"],),
+    )
+    assert kinds == [("online", "me"), ("online", "me"), ("offline", None)]
