@@ -71,6 +71,7 @@ class BridgeConfig:
             "rate_limit",
             "rate_burst",
             "log_retention_days",
+            "db_timeout",
         ):
             value = getattr(defaults, name)
             env = "CASS_BRIDGE_" + name.upper()
