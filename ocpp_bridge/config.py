@@ -8,6 +8,9 @@ import socket
 from dataclasses import dataclass, field
 
 
+SHARED_ENV = {"log_retention_days": "CASS_OCPP_LOG_RETENTION_DAYS"}
+
+
 @dataclass
 class BridgeConfig:
     """Everything the bridge needs to run; tests shorten the intervals."""
@@ -74,7 +77,8 @@ class BridgeConfig:
             "db_timeout",
         ):
             value = getattr(defaults, name)
-            env = "CASS_BRIDGE_" + name.upper()
+            # Retention is one setting shared with the scheduler's retention job.
+            env = SHARED_ENV.get(name, "CASS_BRIDGE_" + name.upper())
             parser.add_argument(
                 "--" + name.replace("_", "-"),
                 type=type(value),
