@@ -34,7 +34,44 @@ def samples_of(meter_value: list[dict[str, Any]] | None) -> list[tuple[datetime,
     return samples
 
 
-class ChargePoint16(SessionMixin, ChargePoint16Base):
+class SharedHandlers:
+    """Handlers alike in OCPP 1.6 and 2.0.1 (same action names; each version's result types)."""
+
+    store: Any
+    charger: records.Charger
+    _call_result: Any  # the version's call_result module, set by the ocpp library
+
+    @on("Heartbeat")
+    async def on_heartbeat(self, **_: Any) -> Any:
+        await self.store.run(lambda conn: records.record_heartbeat(conn, self.charger))
+        return self._call_result.Heartbeat(current_time=now_iso())
+
+    @on("FirmwareStatusNotification")
+    async def on_firmware_status_notification(self, status: str, **_: Any) -> Any:
+        # The charger's latest firmware job follows (2.0.1's requestId is not needed for that).
+        await self.store.run(
+            lambda conn: records.job_status(conn, self.charger, "firmware_job", status)
+        )
+        return self._call_result.FirmwareStatusNotification()
+
+    @on("SecurityEventNotification")
+    async def on_security_event_notification(
+        self, type: str, timestamp: str, tech_info: str | None = None, **_: Any
+    ) -> Any:
+        await self.store.run(
+            lambda conn: records.record_event(
+                conn,
+                self.charger,
+                "security",
+                status=type,
+                info=tech_info,
+                at=records.parse_time(timestamp),
+            )
+        )
+        return self._call_result.SecurityEventNotification()
+
+
+class ChargePoint16(SessionMixin, SharedHandlers, ChargePoint16Base):
     """A charger speaking OCPP 1.6-J."""
 
     @on(Action.boot_notification)
@@ -77,11 +114,6 @@ class ChargePoint16(SessionMixin, ChargePoint16Base):
             else config.pending_retry_interval,
             status=_REGISTRATION[registration],
         )
-
-    @on(Action.heartbeat)
-    async def on_heartbeat(self, **_: Any) -> call_result.Heartbeat:
-        await self.store.run(lambda conn: records.record_heartbeat(conn, self.charger))
-        return call_result.Heartbeat(current_time=now_iso())
 
     @on(Action.status_notification)
     async def on_status_notification(
@@ -185,15 +217,6 @@ class ChargePoint16(SessionMixin, ChargePoint16Base):
         )
         return call_result.DataTransfer(status=status, data=answer)
 
-    @on(Action.firmware_status_notification)
-    async def on_firmware_status_notification(
-        self, status: str, **_: Any
-    ) -> call_result.FirmwareStatusNotification:
-        await self.store.run(
-            lambda conn: records.job_status(conn, self.charger, "firmware_job", status)
-        )
-        return call_result.FirmwareStatusNotification()
-
     @on(Action.diagnostics_status_notification)
     async def on_diagnostics_status_notification(
         self, status: str, **_: Any
@@ -202,19 +225,3 @@ class ChargePoint16(SessionMixin, ChargePoint16Base):
             lambda conn: records.job_status(conn, self.charger, "diagnostics_request", status)
         )
         return call_result.DiagnosticsStatusNotification()
-
-    @on(Action.security_event_notification)
-    async def on_security_event_notification(
-        self, type: str, timestamp: str, tech_info: str | None = None, **_: Any
-    ) -> call_result.SecurityEventNotification:
-        await self.store.run(
-            lambda conn: records.record_event(
-                conn,
-                self.charger,
-                "security",
-                status=type,
-                info=tech_info,
-                at=records.parse_time(timestamp),
-            )
-        )
-        return call_result.SecurityEventNotification()

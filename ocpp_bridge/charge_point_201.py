@@ -26,7 +26,7 @@ from ocpp.v201 import call_result
 from ocpp.v201.enums import Action, RegistrationStatusEnumType
 
 from ocpp_bridge import records
-from ocpp_bridge.charge_point import now_iso
+from ocpp_bridge.charge_point import SharedHandlers, now_iso
 from ocpp_bridge.session import SessionMixin
 
 _REGISTRATION = {
@@ -144,7 +144,7 @@ def _fault_of(event: dict[str, Any]) -> tuple[int, str, str | None] | None:
     return int(evse.get("id") or 0), code, info
 
 
-class ChargePoint201(SessionMixin, ChargePoint201Base):
+class ChargePoint201(SessionMixin, SharedHandlers, ChargePoint201Base):
     """A charger speaking OCPP 2.0.1 (the core subset)."""
 
     @on(Action.boot_notification)
@@ -181,11 +181,6 @@ class ChargePoint201(SessionMixin, ChargePoint201Base):
             else config.pending_retry_interval,
             status=_REGISTRATION[registration],
         )
-
-    @on(Action.heartbeat)
-    async def on_heartbeat(self, **_: Any) -> call_result.Heartbeat:
-        await self.store.run(lambda conn: records.record_heartbeat(conn, self.charger))
-        return call_result.Heartbeat(current_time=now_iso())
 
     @on(Action.status_notification)
     async def on_status_notification(
@@ -321,29 +316,3 @@ class ChargePoint201(SessionMixin, ChargePoint201Base):
 
         await self.store.run(job)
         return call_result.NotifyEvent()
-
-    @on(Action.firmware_status_notification)
-    async def on_firmware_status_notification(
-        self, status: str, **_: Any
-    ) -> call_result.FirmwareStatusNotification:
-        # Like 1.6: the charger's latest firmware job follows (its requestId is not needed).
-        await self.store.run(
-            lambda conn: records.job_status(conn, self.charger, "firmware_job", status)
-        )
-        return call_result.FirmwareStatusNotification()
-
-    @on(Action.security_event_notification)
-    async def on_security_event_notification(
-        self, type: str, timestamp: str, tech_info: str | None = None, **_: Any
-    ) -> call_result.SecurityEventNotification:
-        await self.store.run(
-            lambda conn: records.record_event(
-                conn,
-                self.charger,
-                "security",
-                status=type,
-                info=tech_info,
-                at=records.parse_time(timestamp),
-            )
-        )
-        return call_result.SecurityEventNotification()

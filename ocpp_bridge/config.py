@@ -7,7 +7,6 @@ import os
 import socket
 from dataclasses import dataclass, field
 
-
 SHARED_ENV = {"log_retention_days": "CASS_OCPP_LOG_RETENTION_DAYS"}
 
 

@@ -110,8 +110,8 @@ async def open_socket(
     )
 
 
-class Charger16(ChargePoint16):
-    """A simulated OCPP 1.6 charger that answers the bridge's commands and records them."""
+class Answering:
+    """Mixin for simulated chargers: record each command; answer it as a test says or by default."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -121,6 +121,10 @@ class Charger16(ChargePoint16):
     def _answer(self, action: str, payload: dict[str, Any], default: Any) -> Any:
         self.received.append((action, payload))
         return self.answers.get(action, default)
+
+
+class Charger16(Answering, ChargePoint16):
+    """A simulated OCPP 1.6 charger that answers the bridge's commands and records them."""
 
     @on(Action.reset)
     def on_reset(self, **payload: Any) -> Any:

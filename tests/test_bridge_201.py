@@ -16,7 +16,7 @@ from ocpp.v201 import ChargePoint as ChargePoint201
 from ocpp.v201 import call, call_result
 from ocpp.v201.enums import Action
 
-from tests.ocpp_support import execute, open_socket, query, running_bridge, serving
+from tests.ocpp_support import Answering, execute, open_socket, query, running_bridge, serving
 
 T0, T1, T2 = "2026-11-28T10:00:00Z", "2026-11-28T10:15:00Z", "2026-11-28T10:30:00Z"
 STATION = {
@@ -28,17 +28,8 @@ STATION = {
 FINAL_STATES = ("accepted", "rejected", "failed", "timed_out", "expired")
 
 
-class Charger201(ChargePoint201):
+class Charger201(Answering, ChargePoint201):
     """A simulated OCPP 2.0.1 charger that answers the bridge's commands and records them."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.received: list[tuple[str, dict[str, Any]]] = []
-        self.answers: dict[str, Any] = {}
-
-    def _answer(self, action: str, payload: dict[str, Any], default: Any) -> Any:
-        self.received.append((action, payload))
-        return self.answers.get(action, default)
 
     @on(Action.reset)
     def on_reset(self, **payload: Any) -> Any:
