@@ -16,19 +16,23 @@ from cass.models import (
     ChargerModelSetting,
     ChargingSession,
     Connector,
+    CsmsEvent,
     DataTransferRule,
     DiagnosticsRequest,
     FirmwareJob,
     IdTag,
     MeterValue,
     OcppMessage,
+    RuleRun,
     SavedView,
     Site,
+    Tariff,
     Tenant,
     Ticket,
     TicketEvent,
     User,
     Vendor,
+    WorkflowRule,
     Worklog,
 )
 from cass.tenancy import bind_tenant, scoped, system_context, tenant_context
@@ -57,6 +61,10 @@ TENANT_MODELS = [
     FirmwareJob,
     DiagnosticsRequest,
     OcppMessage,
+    WorkflowRule,
+    RuleRun,
+    Tariff,
+    CsmsEvent,
 ]
 # Rows of the bridge's tables for a tenant's charger (:t tenant, :c charger), as the bridge writes.
 BRIDGE_ROWS = [
@@ -75,6 +83,11 @@ BRIDGE_ROWS = [
     "VALUES (:t, :c, 'ftp://diag.example/')",
     "INSERT INTO ocpp_message (at, tenant_id, charger_id, direction, payload) "
     "VALUES (now(), :t, :c, 'in', '{}')",
+    "INSERT INTO rule_run (tenant_id, rule_id, event, matched) "
+    "SELECT :t, id, event, false FROM workflow_rule WHERE tenant_id = :t LIMIT 1",
+    "INSERT INTO tariff (tenant_id, site_id, name, valid_from) "
+    "SELECT :t, site_id, 'Standard', now() FROM charger WHERE id = :c",
+    "INSERT INTO csms_event (tenant_id, event_id, kind, payload) VALUES (:t, 'e-1', 'fault', '{}')",
 ]
 
 

@@ -13,13 +13,16 @@ from cass.models.ocpp import (
     MeterValue,
     OcppMessage,
 )
+from cass.models.operations import CsmsEvent, Tariff
 from cass.models.tenancy import Tenant, TenantOwned
 from cass.models.tickets import Attachment, AuditLog, SavedView, Ticket, TicketEvent, Worklog
 from cass.models.users import ROLES, LoginAttempt, User
 from cass.models.vendors import Vendor
+from cass.models.workflow import RULE_EVENTS, RuleRun, WorkflowRule
 
 __all__ = [
     "ROLES",
+    "RULE_EVENTS",
     "Attachment",
     "AuditLog",
     "Charger",
@@ -28,6 +31,7 @@ __all__ = [
     "ChargerModelSetting",
     "ChargingSession",
     "Connector",
+    "CsmsEvent",
     "DataTransferRule",
     "DiagnosticsRequest",
     "FirmwareJob",
@@ -35,13 +39,16 @@ __all__ = [
     "LoginAttempt",
     "MeterValue",
     "OcppMessage",
+    "RuleRun",
     "SavedView",
     "Site",
+    "Tariff",
     "Tenant",
     "TenantOwned",
     "Ticket",
     "TicketEvent",
     "User",
     "Vendor",
+    "WorkflowRule",
     "Worklog",
 ]

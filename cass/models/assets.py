@@ -41,6 +41,9 @@ class Site(TenantOwned, db.Model):
     lat: Mapped[Decimal | None] = mapped_column(Numeric(9, 6))
     lon: Mapped[Decimal | None] = mapped_column(Numeric(9, 6))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    contact_name: Mapped[str | None] = mapped_column(String(120))
+    contact_phone: Mapped[str | None] = mapped_column(String(40))
+    contact_email: Mapped[str | None] = mapped_column(String(254))
 
 
 class Charger(TenantOwned, db.Model):
@@ -57,6 +60,9 @@ class Charger(TenantOwned, db.Model):
         ForeignKeyConstraint(
             ["tenant_id", "site_id"], ["site.tenant_id", "site.id"], name="fk_charger_site"
         ),
+        ForeignKeyConstraint(
+            ["tenant_id", "vendor_id"], ["vendor.tenant_id", "vendor.id"], name="fk_charger_vendor"
+        ),
     )
 
     # Globally unique: a charger connects with its id before anyone knows its tenant.
@@ -70,6 +76,8 @@ class Charger(TenantOwned, db.Model):
     install_date: Mapped[date | None] = mapped_column(Date)
     warranty_end: Mapped[date | None] = mapped_column(Date)
     key_hash: Mapped[str | None] = mapped_column(String(255))
+    # The outside vendor responsible for servicing it, if any.
+    vendor_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     online: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     last_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # accepted, pending (auto-registered, waiting for an admin) or rejected: see ocpp_bridge.vocab.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import (
     BigInteger,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    Numeric,
     Sequence,
     SmallInteger,
     String,
@@ -72,6 +74,14 @@ class ChargerEvent(TenantOwned, db.Model):
         _charger_fk("fk_charger_event_charger"),
         CheckConstraint(_in("kind", EVENT_KINDS), name="ck_charger_event_kind"),
         Index("ix_charger_event_charger_at", "charger_id", text("at DESC")),
+        # The workflow worker's queue: events that may trigger rules, not yet evaluated.
+        Index(
+            "ix_charger_event_unhandled",
+            "id",
+            postgresql_where=text(
+                "handled_at IS NULL AND kind IN ('status','offline','online','firmware')"
+            ),
+        ),
     )
 
     charger_id: Mapped[int] = mapped_column(BigInteger)
@@ -84,6 +94,8 @@ class ChargerEvent(TenantOwned, db.Model):
     info: Mapped[str | None] = mapped_column(String(500))
     vendor_error_code: Mapped[str | None] = mapped_column(String(100))
     data: Mapped[dict | None] = mapped_column(JSONB)
+    # Set once the workflow rules have seen it.
+    handled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class MeterValue(TenantOwned, db.Model):
@@ -146,6 +158,10 @@ class ChargingSession(db.Model):
     stop_reason: Mapped[str | None] = mapped_column(String(40))
     energy_wh: Mapped[int | None] = mapped_column(BigInteger)
     reservation_id: Mapped[int | None] = mapped_column(Integer)
+    # Computed when the session stops, from the site's tariff in force at its start.
+    tariff_id: Mapped[int | None] = mapped_column(BigInteger)
+    cost: Mapped[Decimal | None] = mapped_column(Numeric(12, 4))
+    currency: Mapped[str | None] = mapped_column(String(3))
 
 
 class IdTag(TenantOwned, db.Model):

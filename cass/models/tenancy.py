@@ -25,6 +25,8 @@ class Tenant(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     # Unknown chargers whose id starts with this prefix register themselves as pending.
     ocpp_autoregister_prefix: Mapped[str | None] = mapped_column(String(40))
+    # Signs events pushed by the tenant's other CSMS (HMAC-SHA256); unset, the endpoint refuses.
+    csms_secret: Mapped[str | None] = mapped_column(String(128))
 
 
 class TenantOwned:

@@ -85,6 +85,15 @@ class Ticket(TenantOwned, db.Model):
         Index("ix_ticket_tenant_assignee", "tenant_id", "assignee_user_id", "updated_at", "id"),
         Index("ix_ticket_tenant_vendor", "tenant_id", "assignee_vendor_id", "updated_at", "id"),
         Index("ix_ticket_search", "search", postgresql_using="gin"),
+        Index(
+            "uq_ticket_open_dedup",
+            "tenant_id",
+            "dedup_key",
+            unique=True,
+            postgresql_where=text(
+                "dedup_key IS NOT NULL AND " + _in("status", lifecycle.OPEN_STATUSES)
+            ),
+        ),
         # The words with a token of the tenant, so one GIN scan finds a tenant's matches
         # (migration 0003; read by cass_ticket_matches, which row-level security needs).
         Index(
@@ -118,6 +127,9 @@ class Ticket(TenantOwned, db.Model):
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # Set on tickets a workflow rule opened for a fault ("fault:<charger>:<connector>:<code>"):
+    # one open ticket per key, so a fault reported again does not open another.
+    dedup_key: Mapped[str | None] = mapped_column(String(120))
     # Full-text search over title and description, kept by Postgres itself.
     search: Mapped[str] = mapped_column(
         TSVECTOR,

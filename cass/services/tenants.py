@@ -7,7 +7,8 @@ import re
 from sqlalchemy import select
 
 from cass.extensions import db
-from cass.models import Tenant
+from cass.models import Tenant, WorkflowRule
+from cass.workflow_defaults import DEFAULT_RULES
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
 PREFIX = re.compile(r"^[A-Z][A-Z0-9]{1,9}$")
@@ -30,6 +31,9 @@ def create_tenant(slug: str, name: str, key_prefix: str | None = None) -> Tenant
         raise TenantError(f"Tenant {slug} already exists.")
     tenant = Tenant(slug=slug, name=name.strip(), key_prefix=prefix)
     db.session.add(tenant)
+    db.session.flush()
+    for position, rule in enumerate(DEFAULT_RULES):
+        db.session.add(WorkflowRule(tenant_id=tenant.id, position=position, **rule))
     db.session.commit()
     return tenant
 
