@@ -8,6 +8,7 @@ from flask import Flask
 
 from cass.config import ROOT, Config, instance_dir, sqlalchemy_url
 from cass.extensions import csrf, db, htmx, login_manager, migrate
+from cass.pool import watch_connections
 
 
 def create_app(config: Config | None = None, **overrides: Any) -> Flask:
@@ -27,6 +28,8 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     app.config["SQLALCHEMY_DATABASE_URI"] = sqlalchemy_url(app.config["DATABASE_URL"])
 
     db.init_app(app)
+    with app.app_context():
+        watch_connections(db.engine)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)
     htmx.init_app(app)
@@ -42,6 +45,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     from cass.main.routes import bp as main_bp
     from cass.metrics import init_metrics
     from cass.navigation import init_navigation
+    from cass.rendering import init_rendering
     from cass.security import init_security_headers
     from cass.tickets import bp as tickets_bp
     from cass.tickets.export_routes import bp as export_bp
@@ -51,6 +55,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     init_security_headers(app)
     init_error_handlers(app)
     init_navigation(app)
+    init_rendering(app)
     for blueprint in (health_bp, auth_bp, main_bp, admin_bp, live_bp, tickets_bp, export_bp):
         app.register_blueprint(blueprint)
     csrf.exempt(health_bp)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
+from cass.pool import RECYCLE_SECONDS
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -46,7 +48,8 @@ class Config:
         load_dotenv(Path.cwd() / ".env")
         self.SECRET_KEY = _secret_key()
         self.DATABASE_URL = os.environ.get("DATABASE_URL", "")
-        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        # No pool_pre_ping: a round trip per request; cass.pool checks connections for free.
+        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_recycle": RECYCLE_SECONDS}
         # The role the web serves requests as; it never bypasses row-level security.
         self.CASS_APP_DB_ROLE = os.environ.get("CASS_APP_DB_ROLE", "cass_app")
         self.CASS_WEB_PORT = int(os.environ.get("CASS_WEB_PORT", "8000"))

@@ -13,15 +13,17 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from flask import abort, current_app, g, has_app_context
-from sqlalchemy import Select, event, select, text
+from sqlalchemy import Select, event, select
 from sqlalchemy.orm import Session, SessionTransaction
 
 from cass.extensions import db
 
 M = TypeVar("M")
 
-_BIND_SQL = text(
-    "SELECT set_config('role', :role, true), set_config('app.tenant_id', :tenant, true)"
+# Sent as is (exec_driver_sql): the one statement every request runs, so it skips text()'s
+# compilation; set_config(..., true) is SET LOCAL: it ends with the transaction.
+_BIND_SQL = (
+    "SELECT set_config('role', %(role)s, true), set_config('app.tenant_id', %(tenant)s, true)"
 )
 
 
@@ -35,7 +37,7 @@ def _bind(connection: Any) -> None:
     if g.get("db_system"):
         return
     tenant = current_tenant_id()
-    connection.execute(
+    connection.exec_driver_sql(
         _BIND_SQL,
         {
             "role": current_app.config["CASS_APP_DB_ROLE"],

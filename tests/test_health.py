@@ -33,3 +33,29 @@ def test_metrics_count_requests_and_latency_by_endpoint(client, demo):
     assert 'cass_http_requests_total{endpoint="auth.login",method="POST",status="303"}' in body
     assert 'endpoint="unmatched",method="GET",status="404"' in body
     assert 'cass_http_request_duration_seconds_bucket{endpoint="main.home"' in body
+
+
+def _end_server_sessions(database_url):
+    """End every other session on the test database, as a database restart does."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        ended = conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND backend_type = 'client backend'"
+        ).fetchone()[0]
+    return ended
+
+
+def test_pooled_connections_the_server_ended_are_replaced(app, demo, database_url):
+    # No pre-ping round trip per request (cass.pool): the socket tells a dead connection apart.
+    client = app.test_client()
+    login(client, "agent@demo.test")
+    assert client.get("/tickets").status_code == 200
+    assert client.get("/readyz").status_code == 200
+    assert _end_server_sessions(database_url) >= 1
+    assert client.get("/readyz").status_code == 200
+    assert client.get("/tickets").status_code == 200  # still signed in: the user loads again
+    assert _end_server_sessions(database_url) >= 1
+    assert client.get("/tickets").status_code == 200

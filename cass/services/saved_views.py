@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, or_
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, or_, select
 
 from cass.extensions import db
 from cass.models import SavedView, User
@@ -30,15 +33,35 @@ def canonical_query(raw: str) -> str:
     return parse_query_string(raw).query_string()
 
 
-def list_views(actor: User) -> list[SavedView]:
+@dataclass(frozen=True, slots=True)
+class ViewItem:
+    """One saved view as the panel lists it."""
+
+    id: int
+    owner_id: int
+    name: str
+    shared: bool
+    query: str
+
+
+# The columns of a ViewItem, in order, and the panel's order.
+ITEM_COLUMNS = (SavedView.id, SavedView.owner_id, SavedView.name, SavedView.shared, SavedView.query)
+ORDER = (func.lower(SavedView.name), SavedView.id)
+
+
+def visible_to(user_id: Any, tenant_id: Any) -> list[ColumnElement[bool]]:
+    """Return the conditions of the views a user sees in a tenant: their own and the shared
+    ones (`user_id` and `tenant_id` are values or bound parameters)."""
+    return [
+        SavedView.tenant_id == tenant_id,
+        or_(SavedView.owner_id == user_id, SavedView.shared),
+    ]
+
+
+def list_views(actor: User) -> list[ViewItem]:
     """Return the actor's views and the views shared in the tenant, by name."""
-    return list(
-        db.session.scalars(
-            scoped(SavedView, or_(SavedView.owner_id == actor.id, SavedView.shared)).order_by(
-                func.lower(SavedView.name), SavedView.id
-            )
-        )
-    )
+    stmt = select(*ITEM_COLUMNS).where(*visible_to(actor.id, current_tenant_id()))
+    return [ViewItem(*row) for row in db.session.execute(stmt.order_by(*ORDER))]
 
 
 def save_view(actor: User, name: str, raw_query: str, shared: bool) -> SavedView:

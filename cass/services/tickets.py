@@ -405,14 +405,30 @@ def timeline(ticket: Ticket) -> list[TimelineItem]:
     return sorted(items, key=lambda i: (i.at, order[i.kind], i.item.id))
 
 
+# Who can be given a ticket: the field roles, and any active vendor.
+ASSIGNABLE_ROLES = frozenset({"as_engineer", "as_manager", "admin"})
+
+
+def assignee_options(
+    users: list[tuple[int, str]], vendors: list[tuple[int, str]]
+) -> list[tuple[str, str]]:
+    """Return active workers and vendors, as (id, name), as `user:ID` / `vendor:ID` choices."""
+    return [(f"user:{ident}", name) for ident, name in users] + [
+        (f"vendor:{ident}", f"{name} (vendor)") for ident, name in vendors
+    ]
+
+
 def assignee_choices() -> list[tuple[str, str]]:
     """Return the tenant's active workers and vendors as `user:ID` / `vendor:ID` choices."""
-    users = db.session.scalars(
-        scoped(
-            User, User.is_active_flag, User.role.in_(("as_engineer", "as_manager", "admin"))
-        ).order_by(User.name)
-    )
-    vendors = db.session.scalars(scoped(Vendor, Vendor.is_active).order_by(Vendor.name))
-    return [(f"user:{u.id}", u.name) for u in users] + [
-        (f"vendor:{v.id}", f"{v.name} (vendor)") for v in vendors
-    ]
+    tenant = current_tenant_id()
+    users = db.session.execute(
+        select(User.id, User.name)
+        .where(User.tenant_id == tenant, User.is_active_flag, User.role.in_(ASSIGNABLE_ROLES))
+        .order_by(User.name, User.id)
+    ).all()
+    vendors = db.session.execute(
+        select(Vendor.id, Vendor.name)
+        .where(Vendor.tenant_id == tenant, Vendor.is_active)
+        .order_by(Vendor.name, Vendor.id)
+    ).all()
+    return assignee_options([tuple(u) for u in users], [tuple(v) for v in vendors])

@@ -17,6 +17,7 @@ from wtforms.validators import DataRequired, Email, Length, NumberRange, Optiona
 
 from cass.lifecycle import HOLD_REASONS
 from cass.models.tickets import CATEGORIES, CHANNELS, PRIORITIES
+from cass.widgets import Select, TextArea
 
 
 def _optional_id(value: object) -> int | None:
@@ -61,7 +62,7 @@ class TransitionForm(FlaskForm):
     """A lifecycle move; which extra fields count depends on the transition."""
 
     version = HiddenField(validators=[DataRequired()])
-    assignee = SelectField("Assign to", validate_choice=False)
+    assignee = SelectField("Assign to", validate_choice=False, widget=Select())
     # The service checks the reason, so a missing one gets its message, not "Not a valid choice".
     hold_reason = SelectField(
         "Reason", choices=[("", "— choose —"), *HOLD_REASONS.items()], validate_choice=False
@@ -76,7 +77,7 @@ class AssignForm(FlaskForm):
 
     version = HiddenField(validators=[DataRequired()])
     # Its own id: the transition form on the same page has an "assignee" field too.
-    assignee = SelectField("Assignee", validate_choice=False, id="assignment")
+    assignee = SelectField("Assignee", validate_choice=False, id="assignment", widget=Select())
 
 
 class WorklogForm(FlaskForm):
@@ -99,14 +100,25 @@ class AttachmentForm(FlaskForm):
 class BulkForm(FlaskForm):
     """A bulk action on the selected tickets (ids in `ticket`, read by the view)."""
 
-    action = SelectField("Action", validate_choice=False)
-    assignee = SelectField("Assign to", validate_choice=False)
+    # Rendered on every load of the list page: the faster widgets.
+    action = SelectField("Action", validate_choice=False, widget=Select())
+    assignee = SelectField("Assign to", validate_choice=False, widget=Select())
     priority = SelectField(
-        "Priority", choices=[("", "—"), *PRIORITIES.items()], validate_choice=False
+        "Priority",
+        choices=[("", "—"), *PRIORITIES.items()],
+        validate_choice=False,
+        widget=Select(),
     )
     hold_reason = SelectField(
-        "Hold reason", choices=[("", "—"), *HOLD_REASONS.items()], validate_choice=False
+        "Hold reason",
+        choices=[("", "—"), *HOLD_REASONS.items()],
+        validate_choice=False,
+        widget=Select(),
     )
-    resolution_note = TextAreaField("Resolution note", validators=[Length(max=5000)])
-    cancel_reason = TextAreaField("Reason to cancel", validators=[Length(max=5000)])
-    note = TextAreaField("Note", validators=[Length(max=5000)])
+    resolution_note = TextAreaField(
+        "Resolution note", validators=[Length(max=5000)], widget=TextArea()
+    )
+    cancel_reason = TextAreaField(
+        "Reason to cancel", validators=[Length(max=5000)], widget=TextArea()
+    )
+    note = TextAreaField("Note", validators=[Length(max=5000)], widget=TextArea())

@@ -15,10 +15,12 @@ from wtforms.validators import DataRequired, Length
 from cass.models import SavedView, User
 from cass.permissions import can, requires
 from cass.rendering import render, wants_fragment
-from cass.services import saved_views, ticket_queries
-from cass.services.ticket_queries import BadCursor, ListPage, ListQuery
+from cass.services import saved_views, ticket_list, ticket_queries
+from cass.services.ticket_list import ListScreen
+from cass.services.ticket_queries import BadCursor, ListPage
 from cass.tickets.blueprint import bp
 from cass.tickets.routes import new_bulk_form
+from cass.widgets import CheckboxInput, TextInput
 
 BAD_CURSOR = (
     "This “Load more” link does not fit this list (it was altered, or made for another sort). "
@@ -30,8 +32,14 @@ class SavedViewForm(FlaskForm):
     """Save the list's current filters and sort under a name; `query` is the list's URL query."""
 
     # Own ids: the list page has other fields called "name" elsewhere.
-    name = StringField("View name", validators=[DataRequired(), Length(max=80)], id="view-name")
-    shared = BooleanField("Share with the team", id="view-shared")
+    # Rendered on every load of the list page: the faster widgets.
+    name = StringField(
+        "View name",
+        validators=[DataRequired(), Length(max=80)],
+        id="view-name",
+        widget=TextInput(),
+    )
+    shared = BooleanField("Share with the team", id="view-shared", widget=CheckboxInput())
     query = HiddenField(validators=[Length(max=ticket_queries.MAX_QUERY_STRING)])
 
 
@@ -49,10 +57,14 @@ def _actor() -> User:
     return current_user._get_current_object()  # type: ignore[no-any-return]
 
 
-def _views_context(form: SavedViewForm | None = None, error: str | None = None) -> dict[str, Any]:
-    """Return what the saved-views panel renders."""
+def _views_context(
+    form: SavedViewForm | None = None,
+    error: str | None = None,
+    views: list[saved_views.ViewItem] | None = None,
+) -> dict[str, Any]:
+    """Return what the saved-views panel renders (`views` read now unless given)."""
     return {
-        "views": saved_views.list_views(_actor()),
+        "views": saved_views.list_views(_actor()) if views is None else views,
         "view_form": form or SavedViewForm(formdata=None),
         "view_error": error,
         "delete_form": DeleteViewForm(formdata=None),
@@ -60,19 +72,24 @@ def _views_context(form: SavedViewForm | None = None, error: str | None = None) 
     }
 
 
-def _page_context(query: ListQuery, listing: ListPage, **extra: Any) -> dict[str, Any]:
-    """Return everything the whole list page renders: filters, saved views and the table."""
+def _whole_page(
+    screen: ListScreen,
+    status: int,
+    form: SavedViewForm | None = None,
+    view_error: str | None = None,
+) -> Response:
+    """Render the whole list page: filters, saved views, the bulk form and the table."""
+    error = BAD_CURSOR if screen.bad_cursor else None
     context: dict[str, Any] = {
-        "query": query,
-        "listing": listing,
-        "error": None,
-        "choices": ticket_queries.filter_choices(_actor()),
-        **_views_context(),
+        "query": screen.listing.query,
+        "listing": screen.listing,
+        "error": error,
+        "choices": screen.choices,
+        **_views_context(form, view_error, screen.views),
     }
     if can(current_user.role, "tickets.bulk"):
-        context["bulk_form"] = new_bulk_form()
-    context.update(extra)
-    return context
+        context["bulk_form"] = new_bulk_form(screen.assignees)
+    return render("tickets/list.html", status=422 if error else status, **context)
 
 
 @bp.get("")
@@ -86,14 +103,14 @@ def index() -> Response:
     message: restarting at the first page would append rows that are already shown.
     """
     query = ticket_queries.parse_list_query(request.args)
+    if not wants_fragment():
+        return _whole_page(ticket_list.list_screen(_actor(), query), 200)
     error, status = None, 200
     try:
         listing = ticket_queries.list_page(_actor(), query)
     except BadCursor:
         listing, error, status = ListPage(query, [], None), BAD_CURSOR, 422
     context = {"query": query, "listing": listing, "error": error}
-    if not wants_fragment():
-        return render("tickets/list.html", status=status, **_page_context(**context))
     if query.after:
         return render("tickets/_list_rows.html", status=status, **context)
     response = render("tickets/_list_table.html", status=status, **context)
@@ -111,9 +128,7 @@ def _views_answer(status: int, form: SavedViewForm, error: str | None = None) ->
     if wants_fragment():
         return render("tickets/_list_views.html", status=status, **_views_context(form, error))
     query = ticket_queries.parse_query_string(form.query.data or "")
-    listing = ticket_queries.list_page(_actor(), query)
-    context = _page_context(query, listing, **_views_context(form, error))
-    return render("tickets/list.html", status=status, **context)
+    return _whole_page(ticket_list.list_screen(_actor(), query), status, form, error)
 
 
 def _view_url(view: SavedView) -> str:

@@ -526,9 +526,9 @@ def bulk() -> Response:
     return response
 
 
-def new_bulk_form() -> BulkForm:
-    """Return an empty bulk form with the actions and assignees the user may choose."""
+def new_bulk_form(assignees: list[tuple[str, str]]) -> BulkForm:
+    """Return an empty bulk form with the actions the user may choose and `assignees`."""
     form = BulkForm(formdata=None)
     form.action.choices = [("", "— choose —"), *bulk_actions()]
-    form.assignee.choices = [("", "— nobody —"), *tickets.assignee_choices()]
+    form.assignee.choices = [("", "— nobody —"), *assignees]
     return form
