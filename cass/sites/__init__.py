@@ -1,0 +1,1 @@
+"""Sites: the places chargers stand, with their address, position, time zone and contact."""

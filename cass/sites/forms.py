@@ -1,0 +1,52 @@
+"""The site form: name, address, position, time zone and the site's contact."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import DecimalField, EmailField, StringField
+from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, ValidationError
+
+import cass.admin.forms  # noqa: F401  (lets the reserved .test domain through Email())
+from cass.services.sites import NAME_MAX, is_timezone
+
+
+def _known_timezone(form: FlaskForm, field: Any) -> None:
+    if field.data and not is_timezone(field.data.strip()):
+        raise ValidationError("Not a known time zone (e.g. Europe/London).")
+
+
+class SiteForm(FlaskForm):
+    """A site's fields; latitude and longitude go together."""
+
+    name = StringField("Name", validators=[DataRequired(), Length(max=NAME_MAX)])
+    address = StringField("Address", validators=[Optional(), Length(max=300)])
+    lat = DecimalField(
+        "Latitude",
+        places=6,
+        validators=[Optional(), NumberRange(min=-90, max=90)],
+        render_kw={"inputmode": "decimal"},
+    )
+    lon = DecimalField(
+        "Longitude",
+        places=6,
+        validators=[Optional(), NumberRange(min=-180, max=180)],
+        render_kw={"inputmode": "decimal"},
+    )
+    timezone = StringField(
+        "Time zone",
+        default="UTC",
+        validators=[DataRequired(), Length(max=64), _known_timezone],
+        render_kw={"list": "timezones", "autocomplete": "off"},
+    )
+    contact_name = StringField("Contact name", validators=[Optional(), Length(max=120)])
+    contact_phone = StringField("Contact phone", validators=[Optional(), Length(max=40)])
+    contact_email = EmailField("Contact email", validators=[Optional(), Email(), Length(max=254)])
+
+    def validate_lon(self, field: Any) -> None:
+        """Refuse half a position."""
+        if (self.lat.data is None) != (field.data is None) and not (
+            self.lat.errors or field.errors
+        ):
+            raise ValidationError("Give both latitude and longitude, or neither.")
