@@ -28,6 +28,7 @@ from ocpp.exceptions import (
 )
 from ocpp.messages import CallError, MessageType, unpack
 
+from ocpp_bridge import speedups
 from ocpp_bridge.records import Charger
 
 if TYPE_CHECKING:
@@ -39,6 +40,8 @@ logging.getLogger("ocpp").setLevel(logging.WARNING)
 # Validate schemas in the event loop: the library's default hands each check to a thread, which
 # under the GIL buys no parallelism and costs two thread hops per message.
 ocpp.messages.ASYNC_VALIDATION = False
+# Compiled schema checks, remembered key conversions and handler signatures (same answers).
+speedups.install()
 
 # OCPP 1.6 spells two error codes its own way.
 _CODES_16 = {

@@ -43,10 +43,13 @@ from ocpp.v16.enums import Action
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from ocpp_bridge import speedups
+
 log = logging.getLogger("ocpp_bridge.simulate")
 # The library logs every frame at INFO; validation in a thread buys nothing under the GIL.
 logging.getLogger("ocpp").setLevel(logging.WARNING)
 ocpp.messages.ASYNC_VALIDATION = False
+speedups.install()
 
 CONNECTORS = (1, 2)
 # The demo seed's models, picked the same way (number % 3), so a demo charger keeps its make.

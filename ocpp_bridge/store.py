@@ -156,7 +156,14 @@ class Store:
         self, jobs: list[tuple[Job, asyncio.Future[Any]]], rows: list[LogRow]
     ) -> list[Any]:
         async with self.pool.connection() as conn, conn.transaction():
-            results = [await job(conn) for job, _ in jobs]
+            if len(jobs) > 1:
+                # Pipeline mode: a job's statement goes out without waiting for the answer to
+                # the one before (a job that reads a result waits for it), which saves a round
+                # trip per job that reads nothing; COPY cannot run in a pipeline.
+                async with conn.pipeline():
+                    results = [await job(conn) for job, _ in jobs]
+            else:
+                results = [await job(conn) for job, _ in jobs]
             if rows:
                 await _copy_log(conn, rows)
         self.commits += 1
@@ -167,7 +174,7 @@ class Store:
     ) -> None:
         for job, future in jobs:
             try:
-                result = await self._commit([(job, future)], [])
+                (result,) = await self._commit([(job, future)], [])
             except Exception as exc:
                 log.exception("job failed")
                 if not future.done():

@@ -72,7 +72,6 @@ def wait_for(check: Callable[[], Any], timeout: float = 15, what: str = "") -> A
     raise AssertionError(f"timed out waiting for {what or check}")
 
 
-
 def queue_command(url: str, charger_id: int, action: str, payload: dict[str, Any]) -> int:
     """Queue a command as the web does: a charger_command row and a cass_bridge notification."""
     rows = query(

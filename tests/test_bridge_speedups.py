@@ -1,0 +1,272 @@
+"""The bridge's faster paths through the ocpp library give the library's answers: compiled
+schema checks never pass what jsonschema rejects (differential fuzzing over every OCPP 1.6 and
+2.0.1 schema), key conversion and handler signatures are the library's."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import ocpp
+import pytest
+from jsonschema import Draft4Validator
+from ocpp.charge_point import snake_to_camel_case
+
+from ocpp_bridge import speedups
+
+SCHEMAS = sorted(
+    path
+    for version in ("v16", "v201")
+    for path in (Path(ocpp.__file__).parent / version / "schemas").glob("*.json")
+)
+# The messages the bridge handles most must take the fast path.
+HOT = [
+    "v16/schemas/MeterValues.json",
+    "v16/schemas/StatusNotification.json",
+    "v16/schemas/Heartbeat.json",
+    "v16/schemas/BootNotification.json",
+    "v16/schemas/StartTransaction.json",
+    "v16/schemas/StopTransaction.json",
+    "v16/schemas/MeterValuesResponse.json",
+    "v16/schemas/BootNotificationResponse.json",
+    "v201/schemas/TransactionEventRequest.json",
+    "v201/schemas/StatusNotificationRequest.json",
+    "v201/schemas/MeterValuesRequest.json",
+]
+ODD_VALUES = [None, True, False, 0, -1, 1.0, 1.5, "", "x", "Nope", [], [None], {}, {"a": 1}]
+
+
+def load(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8-sig"))
+
+
+def resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        schema = root["definitions"][schema["$ref"].split("/")[-1]]
+    return schema
+
+
+def sample(schema: dict[str, Any], root: dict[str, Any], rng: random.Random, depth: int = 0):
+    """A (usually) valid instance of `schema`."""
+    schema = resolve(schema, root)
+    if "enum" in schema:
+        return rng.choice(schema["enum"])
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = rng.choice(kind)
+    if kind == "object" or (kind is None and "properties" in schema):
+        properties = schema.get("properties", {})
+        required = set(schema.get("required", []))
+        return {
+            name: sample(sub, root, rng, depth + 1)
+            for name, sub in properties.items()
+            if name in required or (depth < 4 and rng.random() < 0.6)
+        }
+    if kind == "array":
+        low = schema.get("minItems", 0)
+        high = min(schema.get("maxItems", low + 2), low + 2)
+        items = schema.get("items", {})
+        if isinstance(items, list) or depth > 5:
+            return []
+        return [sample(items, root, rng, depth + 1) for _ in range(rng.randint(low, high))]
+    if kind == "string":
+        return "s" * rng.randint(0, min(schema.get("maxLength", 8), 8))
+    low, high = int(schema.get("minimum", 0)), int(schema.get("maximum", 99))
+    if kind == "integer":
+        return rng.randint(low, high)
+    if kind == "number":
+        return float(rng.randint(low, high))
+    if kind == "boolean":
+        return rng.random() < 0.5
+    return None
+
+
+def containers(value: Any, found: list) -> list:
+    if isinstance(value, dict | list):
+        found.append(value)
+        for item in value.values() if isinstance(value, dict) else value:
+            containers(item, found)
+    return found
+
+
+def mutate(instance: Any, rng: random.Random) -> Any:
+    """Break the instance somewhere: a wrong value, an extra or missing key, a long string."""
+    instance = copy.deepcopy(instance)
+    nodes = containers(instance, [])
+    if not nodes:
+        return rng.choice(ODD_VALUES)
+    node = rng.choice(nodes)
+    if isinstance(node, list):
+        if node and rng.random() < 0.7:
+            node[rng.randrange(len(node))] = rng.choice(ODD_VALUES)
+        elif node:
+            node.clear()
+        else:
+            node.append(rng.choice(ODD_VALUES))
+        return instance
+    roll = rng.random()
+    if node and roll < 0.5:
+        key = rng.choice(list(node))
+        value = node[key]
+        if isinstance(value, str) and rng.random() < 0.5:
+            node[key] = value + "x" * rng.choice([1, 5, 30, 300, 2600])
+        else:
+            node[key] = rng.choice(ODD_VALUES)
+    elif node and roll < 0.75:
+        del node[rng.choice(list(node))]
+    else:
+        node[rng.choice(["extra", "zzz", "connectorId", "status"])] = rng.choice(ODD_VALUES)
+    return instance
+
+
+@pytest.mark.parametrize("path", SCHEMAS, ids=lambda p: f"{p.parent.parent.name}/{p.stem}")
+def test_compiled_checks_never_pass_what_jsonschema_rejects(path: Path) -> None:
+    schema = load(path)
+    fast = speedups.FastValidator(schema).fast
+    slow = Draft4Validator(schema)
+    if fast is None:
+        return  # not compiled: jsonschema decides everything, as before
+    rng = random.Random(path.name)
+    for _ in range(25):
+        instance = sample(schema, schema, rng)
+        if slow.is_valid(instance):
+            assert fast(instance), f"a valid instance missed the fast path: {instance}"
+        for _ in range(8):
+            broken = mutate(instance, rng)
+            if fast(broken):
+                assert slow.is_valid(broken), f"fast path passed an invalid instance: {broken}"
+
+
+@pytest.mark.parametrize("name", HOT)
+def test_the_hot_messages_are_compiled(name: str) -> None:
+    schema = load(Path(ocpp.__file__).parent / name)
+    assert speedups.FastValidator(schema).fast is not None
+
+
+def test_draft_4_details_are_kept() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "n": {"type": "integer"},
+            "x": {"type": "number", "minimum": 0, "maximum": 10},
+            "s": {"type": "string", "maxLength": 3, "enum": ["ab", "abc"]},
+            "a": {"type": "array", "minItems": 1, "items": {"type": "boolean"}},
+        },
+        "additionalProperties": False,
+        "required": ["n"],
+    }
+    fast = speedups.FastValidator(schema).fast
+    assert fast is not None
+    cases = [
+        {"n": 1},
+        {"n": 1.0},  # Draft 4: a float is never an integer
+        {"n": True},
+        {"n": 1, "x": 10.5},
+        {"n": 1, "x": True},
+        {"n": 1, "s": "abc"},
+        {"n": 1, "s": "abcd"},
+        {"n": 1, "a": []},
+        {"n": 1, "a": [1]},
+        {"n": 1, "other": 1},
+        {},
+        [],
+    ]
+    for case in cases:
+        assert fast(case) == Draft4Validator(schema).is_valid(case), case
+    # Keywords not compiled leave the whole schema to jsonschema.
+    assert speedups.FastValidator({"type": "number", "multipleOf": 0.1}).fast is None
+    assert speedups.FastValidator({"items": [{"type": "string"}]}).fast is None
+    assert speedups.FastValidator({"$ref": "http://example.com/x"}).fast is None
+
+
+def test_invalid_payloads_get_the_librarys_errors() -> None:
+    from ocpp.exceptions import FormatViolationError, TypeConstraintViolationError
+    from ocpp.messages import _validate_payload, unpack
+
+    speedups.install()
+    bad_type = unpack('[2,"1","StatusNotification",{"connectorId":"1","errorCode":"NoError",'
+                      '"status":"Available"}]')  # fmt: skip
+    with pytest.raises(TypeConstraintViolationError):
+        _validate_payload(bad_type, "1.6")
+    extra = unpack('[2,"1","Heartbeat",{"extra":1}]')
+    with pytest.raises(FormatViolationError):
+        _validate_payload(extra, "1.6")
+
+
+def test_key_conversion_matches_the_library() -> None:
+    library = speedups._library_camel_to_snake
+    payload = {
+        "chargePointVendor": "v",
+        "meterValue": [{"sampledValue": [{"value": "1", "measurand": "Energy"}]}],
+        "ocppCSMSURL": "x",
+        "evseV2XId": 1,
+        "SoC": 2,
+        "connectorId": 1,
+        "idTagInfo": {"expiryDate": "d"},
+    }
+    assert speedups.camel_to_snake_case(payload) == library(payload)
+    assert snake_to_camel_case(speedups.camel_to_snake_case(payload)) == snake_to_camel_case(
+        library(payload)
+    )
+
+
+def test_signatures_are_the_methods_own() -> None:
+    shim = speedups._InspectWithSignatures()
+
+    class Handler:
+        def on_thing(self, connector_id: int, call_unique_id: str | None = None) -> None: ...
+
+    first, second = Handler(), Handler()
+    assert shim.signature(first.on_thing) == inspect.signature(first.on_thing)
+    assert shim.signature(second.on_thing) is shim.signature(first.on_thing)
+    assert "call_unique_id" in shim.signature(first.on_thing).parameters
+    assert shim.isawaitable is inspect.isawaitable
+
+
+def test_a_failing_job_in_a_pipelined_batch_fails_alone(database_url, demo):
+    """Jobs of one group commit run pipelined; one that fails is retried alone and fails
+    alone, and its batch-mates get their own results."""
+    import asyncio
+
+    from ocpp_bridge.store import Store
+
+    charger = demo["DEMO-CP-0001"]
+
+    async def scenario() -> list:
+        store = Store(database_url)
+        await store.open()
+
+        async def touch(conn):
+            await conn.execute("UPDATE charger SET last_seen = now() WHERE id = %s", (charger,))
+            return "touched"
+
+        async def read(conn):
+            cursor = await conn.execute("SELECT ocpp_id FROM charger WHERE id = %s", (charger,))
+            return (await cursor.fetchone())[0]
+
+        async def bad(conn):
+            await conn.execute(
+                "UPDATE charger SET registration = 'bogus' WHERE id = %s", (charger,)
+            )
+
+        try:
+            return await asyncio.gather(
+                *(store.run(job) for job in (touch, bad, read, touch)), return_exceptions=True
+            )
+        finally:
+            await store.close()
+
+    touched, failed, read_back, touched_again = asyncio.run(scenario())
+    assert (touched, read_back, touched_again) == ("touched", "DEMO-CP-0001", "touched")
+    assert type(failed).__name__ == "CheckViolation"
+
+
+def test_the_bridge_runs_on_uvloop_when_installed():
+    from ocpp_bridge.__main__ import loop_factory
+
+    uvloop = pytest.importorskip("uvloop")
+    assert loop_factory() is uvloop.new_event_loop
