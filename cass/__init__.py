@@ -36,6 +36,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     login_manager.init_app(app)
 
     from cass import models  # noqa: F401  (registers the models with the metadata)
+    from cass.admin.chargers import bp as charger_admin_bp
     from cass.admin.routes import bp as admin_bp
     from cass.auth.routes import bp as auth_bp
     from cass.auth.session import init_sessions
@@ -47,6 +48,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     from cass.navigation import init_navigation
     from cass.rendering import init_rendering
     from cass.security import init_security_headers
+    from cass.sites.routes import bp as sites_bp
     from cass.tickets import bp as tickets_bp
     from cass.tickets.export_routes import bp as export_bp
 
@@ -57,6 +59,8 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     init_navigation(app)
     init_rendering(app)
     for blueprint in (health_bp, auth_bp, main_bp, admin_bp, live_bp, tickets_bp, export_bp):
+        app.register_blueprint(blueprint)
+    for blueprint in (sites_bp, charger_admin_bp):
         app.register_blueprint(blueprint)
     csrf.exempt(health_bp)
     return app

@@ -227,6 +227,43 @@ def create_user_command(
         click.echo(f"User {user.email} ({role}) created in {tenant_slug}.")
 
 
+@cli.group("chargers")
+def chargers_group() -> None:
+    """Manage a tenant's chargers."""
+
+
+@chargers_group.command("import")
+@click.option("--tenant", "tenant_slug", required=True, help="The tenant's slug.")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, readable=True))
+def chargers_import(tenant_slug: str, file: str) -> None:
+    """Import chargers from a CSV FILE: every line is checked, then all are imported or none.
+
+    Columns: ocpp_id, site, manufacturer, model, serial, asset_tag, install_date, warranty_end,
+    key (ocpp_id, site and key required; a missing site is created; the key is stored hashed).
+    """
+    from pathlib import Path
+
+    from cass.services.charger_import import import_chargers
+    from cass.services.tenants import tenant_by_slug
+    from cass.tenancy import system_context, tenant_context
+
+    with system_context():
+        tenant = tenant_by_slug(tenant_slug)
+        if tenant is None:
+            _fail(f"no tenant {tenant_slug!r}")
+        tenant_id = tenant.id
+    with tenant_context(tenant_id):
+        result = import_chargers(Path(file).read_bytes())
+    if not result.ok:
+        for error in result.errors:
+            click.echo(f"{file}: {error}", err=True)
+        if result.more_errors:
+            click.echo(f"{file}: … and {result.more_errors} more", err=True)
+        _fail(f"{file}: {result.error_count} problem(s); nothing imported")
+    sites = f", {len(result.sites_created)} new site(s)" if result.sites_created else ""
+    click.echo(f"Imported {result.chargers} chargers into {tenant_slug}{sites}.")
+
+
 @cli.command("scheduler")
 def scheduler_command() -> None:
     """Run the periodic jobs (each under a Postgres advisory lock)."""

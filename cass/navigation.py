@@ -21,6 +21,8 @@ NAV = [
     ("New ticket", "tickets.new", {}, "tickets.create"),
     ("Users", "admin.users", {}, "users.view"),
     ("Vendors", "admin.vendors", {}, "vendors.view"),
+    ("Sites", "sites.index", {}, "sites.view"),
+    ("Charger registry", "charger_admin.index", {}, "assets.view"),
     ("Audit", "admin.audit", {}, "audit.view"),
 ]
 

@@ -36,6 +36,12 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "views.save": ALL_ROLES,
     "views.share": frozenset({"admin", "as_manager"}),
     "audit.view": frozenset({"admin"}),
+    # Sites (/sites): everyone on the desk reads addresses and contacts; admins change them.
+    "sites.view": STAFF,
+    "sites.manage": frozenset({"admin"}),
+    # The charger registry (/admin/chargers): asset data, vendor, key, registration, CSV.
+    "assets.view": frozenset({"admin", "as_manager"}),
+    "assets.manage": frozenset({"admin"}),
 }
 
 

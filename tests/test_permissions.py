@@ -18,6 +18,7 @@ from tests.conftest import DEMO_PASSWORD, csrf_from, login
 
 FIELD_ROLES = BY_NAME["hold"].roles
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+CSV = b"ocpp_id,site,key\nMATRIX-CP-1,Matrix Site,matrix-key-0123456\n"
 
 ACTORS = {
     "anonymous": None,
@@ -135,6 +136,53 @@ ROUTES = [
     ("POST", "/tickets/views", "views.save", False, {"name": "Matrix", "query": "status=open"}),
     ("POST", "/tickets/views/{view}/share", "views.share", True, {"shared": "y"}),
     ("POST", "/tickets/views/{view}/delete", "views.save", True, {}),
+    # Sites and the charger registry; {site_id} is Harbour Car Park, {charger_id} DEMO-CP-0003.
+    ("GET", "/sites", "sites.view", False, None),
+    ("GET", "/sites/new", "sites.manage", False, None),
+    ("POST", "/sites/new", "sites.manage", False, {"name": "Matrix Site", "timezone": "UTC"}),
+    ("GET", "/sites/{site_id}", "sites.view", True, None),
+    ("GET", "/sites/{site_id}/edit", "sites.manage", True, None),
+    (
+        "POST",
+        "/sites/{site_id}/edit",
+        "sites.manage",
+        True,
+        {"name": "Harbour Car Park", "timezone": "Europe/London"},
+    ),
+    ("GET", "/admin/chargers", "assets.view", False, None),
+    ("GET", "/admin/chargers.csv", "assets.view", False, None),
+    ("GET", "/admin/chargers/new", "assets.manage", False, None),
+    (
+        "POST",
+        "/admin/chargers/new",
+        "assets.manage",
+        True,  # names a demo site: the other tenant's admin gets 404
+        {
+            "ocpp_id": "DEMO-CP-0999",
+            "site_id": "{site_id}",
+            "registration": "accepted",
+            "key": "matrix-key-0123456",
+            "connectors": "2",
+        },
+    ),
+    ("GET", "/admin/chargers/{charger_id}", "assets.view", True, None),
+    ("GET", "/admin/chargers/{charger_id}/edit", "assets.manage", True, None),
+    (
+        "POST",
+        "/admin/chargers/{charger_id}/edit",
+        "assets.manage",
+        True,
+        {"ocpp_id": "DEMO-CP-0003", "site_id": "{site_id}", "registration": "accepted"},
+    ),
+    (
+        "POST",
+        "/admin/chargers/{charger_id}/registration",
+        "assets.manage",
+        True,
+        {"registration": "accepted"},
+    ),
+    ("GET", "/admin/chargers/import", "assets.manage", False, None),
+    ("POST", "/admin/chargers/import", "assets.manage", False, "csv"),
 ]
 
 
@@ -197,6 +245,15 @@ def saved_view_fixture(app, demo, actor) -> int:
         return view.id
 
 
+def harbour_site(app) -> int:
+    """Return the id of the demo site Harbour Car Park."""
+    from cass.models import Site
+    from cass.tenancy import system_context
+
+    with app.app_context(), system_context():
+        return db.session.scalar(select(Site.id).where(Site.name == "Harbour Car Park"))
+
+
 @pytest.mark.parametrize(("actor", "method", "path", "action", "is_object", "data"), CASES)
 def test_access_matrix(app, demo, actor, method, path, action, is_object, data):
     client = app.test_client()
@@ -212,10 +269,18 @@ def test_access_matrix(app, demo, actor, method, path, action, is_object, data):
         ticket="DEMO-1",
         attachment=ticket["attachment"],
         view=saved_view_fixture(app, demo, actor) if "{view}" in path else "",
+        site_id=harbour_site(app),
+        charger_id=demo["DEMO-CP-0003"],
     )
     if method == "GET":
         response = client.get(
             url, query_string={"q": "harbour"} if url.endswith("lookup") else None
+        )
+    elif data == "csv":
+        response = client.post(
+            url,
+            data={"csrf_token": token, "file": (io.BytesIO(CSV), "chargers.csv")},
+            content_type="multipart/form-data",
         )
     elif data == "file":
         response = client.post(
@@ -224,7 +289,11 @@ def test_access_matrix(app, demo, actor, method, path, action, is_object, data):
             content_type="multipart/form-data",
         )
     else:
-        fill = {"{version}": str(ticket["version"]), "{ticket_id}": str(ticket["id"])}
+        fill = {
+            "{version}": str(ticket["version"]),
+            "{ticket_id}": str(ticket["id"]),
+            "{site_id}": str(harbour_site(app)),
+        }
         form = {k: fill.get(v, v) for k, v in (data or {}).items()}
         response = client.post(url, data={"csrf_token": token, **form})
     want = expected(actor, method, path, action, is_object)
@@ -241,7 +310,9 @@ def test_every_route_is_in_the_matrix(app):
             .replace("{vendor}", "<int:vendor_id>")
             .replace("{ticket}", "<key>")
             .replace("{attachment}", "<int:attachment_id>")
-            .replace("{view}", "<int:view_id>"),
+            .replace("{view}", "<int:view_id>")
+            .replace("{site_id}", "<int:site_id>")
+            .replace("{charger_id}", "<int:charger_id>"),
         )
         for m, p, *_ in ROUTES
     }

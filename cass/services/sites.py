@@ -55,7 +55,8 @@ class SiteData:
 @cache
 def timezones() -> tuple[str, ...]:
     """Return the IANA time-zone names this system knows, sorted."""
-    return tuple(sorted(available_timezones()))
+    # Leave out the database's own files that are not zones an operator means.
+    return tuple(sorted(available_timezones() - {"localtime", "posixrules", "Factory"}))
 
 
 def is_timezone(name: str) -> bool:

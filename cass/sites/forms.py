@@ -44,9 +44,11 @@ class SiteForm(FlaskForm):
     contact_phone = StringField("Contact phone", validators=[Optional(), Length(max=40)])
     contact_email = EmailField("Contact email", validators=[Optional(), Email(), Length(max=254)])
 
-    def validate_lon(self, field: Any) -> None:
-        """Refuse half a position."""
-        if (self.lat.data is None) != (field.data is None) and not (
-            self.lat.errors or field.errors
-        ):
-            raise ValidationError("Give both latitude and longitude, or neither.")
+    def validate(self, extra_validators: Any = None) -> bool:
+        """Validate the fields, then refuse half a position."""
+        valid = super().validate(extra_validators)
+        if valid and (self.lat.data is None) != (self.lon.data is None):
+            missing = self.lat if self.lat.data is None else self.lon
+            missing.errors.append("Give both latitude and longitude, or neither.")
+            return False
+        return valid
