@@ -348,13 +348,34 @@ async def complete_session(
     return int(row[0]) if row else connector_no
 
 
+# The price comes with the stop, in the same statement: the tariff of the charger's site in
+# force when the session started; cost = per session + per kWh * kWh + per minute * minutes
+# (to the second). With no tariff, tariff, cost and currency stay NULL; with a price per kWh
+# and no usable energy (a reading missing, or a meter that went backwards) the cost is unknown
+# (NULL), not a guess, while the tariff and currency are still kept.
 _STOP_SQL = """
-UPDATE charging_session
-SET stopped_at = %(at)s, meter_stop = %(meter_stop)s, stop_reason = %(reason)s,
-    energy_wh = %(meter_stop)s - meter_start
-WHERE charger_id = %(charger_id)s AND stopped_at IS NULL
-  AND (id = %(id)s OR transaction_ref = %(ref)s)
-RETURNING id
+UPDATE charging_session s
+SET (stopped_at, meter_stop, stop_reason, energy_wh, tariff_id, currency, cost) = (
+  SELECT %(at)s::timestamptz, %(meter_stop)s::bigint, %(reason)s::text, e.wh, t.id, t.currency,
+         CASE WHEN t.per_kwh > 0 AND (e.wh IS NULL OR e.wh < 0) THEN NULL
+              ELSE round(t.per_session + t.per_kwh * greatest(coalesce(e.wh, 0), 0) / 1000.0
+                         + t.per_minute
+                           * greatest(extract(epoch FROM %(at)s::timestamptz - s.started_at), 0)
+                           / 60.0, 4)
+         END
+  FROM (SELECT %(meter_stop)s::bigint - s.meter_start AS wh) e
+  LEFT JOIN LATERAL (
+    SELECT tariff.id, tariff.currency, tariff.per_kwh, tariff.per_minute, tariff.per_session
+    FROM tariff JOIN charger c ON c.tenant_id = tariff.tenant_id AND c.site_id = tariff.site_id
+    WHERE c.id = s.charger_id AND tariff.valid_from <= s.started_at
+      AND (tariff.valid_to IS NULL OR tariff.valid_to > s.started_at)
+    ORDER BY tariff.valid_from DESC
+    LIMIT 1
+  ) t ON true
+)
+WHERE s.charger_id = %(charger_id)s AND s.stopped_at IS NULL
+  AND (s.id = %(id)s OR s.transaction_ref = %(ref)s)
+RETURNING s.id
 """
 
 
@@ -367,7 +388,8 @@ async def stop_session(
     reason: str | None,
     ref: str | None = None,
 ) -> bool:
-    """Close a session of this charger; a resent stop finds it closed and changes nothing."""
+    """Close a session of this charger and price it by its site's tariff; a resent stop finds it
+    closed and changes nothing."""
     cursor = await conn.execute(
         _STOP_SQL,
         {
