@@ -46,7 +46,13 @@ SELECT tenant_id, %(id)s, 'offline', jsonb_build_object('reason', %(reason)s::te
 RETURNING 1
 """
 
-_TOUCH_SQL = "UPDATE charger SET last_seen = now() WHERE id = ANY(%s) AND owner = %s"
+# Rows another transaction holds (a heartbeat or a boot of that charger, which sets last_seen
+# itself) are skipped rather than waited for: waiting on them deadlocked with group commits.
+_TOUCH_SQL = """
+UPDATE charger SET last_seen = now()
+WHERE id IN (SELECT id FROM charger WHERE id = ANY(%s) AND owner = %s
+             FOR NO KEY UPDATE SKIP LOCKED)
+"""
 # A socket we still hold whose charger was swept offline (this bridge stalled past
 # offline_after) is ours and online again.
 _RECLAIM_SQL = """

@@ -42,6 +42,11 @@ MAX_PENDING_LOG_ROWS = 200_000
 _COPY_LOG = f"COPY ocpp_message ({', '.join(LOG_COLUMNS)}) FROM STDIN"
 
 
+# A batch that lost a deadlock (or a serialization conflict) to another transaction is not a
+# database outage: it is run again, job by job.
+_RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
+
+
 class DatabaseUnavailable(Exception):
     """The database did not answer in time; the charger gets InternalError and retries."""
 
@@ -136,7 +141,10 @@ class Store:
         try:
             results = await self._commit(jobs, rows)
         except Exception as exc:
-            if isinstance(exc, psycopg.OperationalError | TimeoutError | PoolTimeout):
+            lost_a_race = isinstance(exc, _RETRYABLE)
+            if not lost_a_race and isinstance(
+                exc, psycopg.OperationalError | TimeoutError | PoolTimeout
+            ):
                 # The database is away: fail the jobs (chargers retry), keep the log rows.
                 self._log_rows[:0] = rows
                 failure: Exception = DatabaseUnavailable(str(exc))
