@@ -44,6 +44,7 @@ def run_locked(app: Flask, name: str, job: Callable[[], Any]) -> bool:
 def _jobs(app: Flask) -> dict[str, tuple[Callable[[], Any], dict[str, Any]]]:
     from cass.services.auth import prune_login_attempts
     from cass.services.message_log import apply_retention
+    from cass.services.workflow import check_offline
 
     keep_days = app.config["CASS_OCPP_LOG_RETENTION_DAYS"]
     return {
@@ -55,12 +56,15 @@ def _jobs(app: Flask) -> dict[str, tuple[Callable[[], Any], dict[str, Any]]]:
             lambda: apply_retention(keep_days),
             {"trigger": "interval", "hours": 6},
         ),
+        # Chargers offline longer than a charger_offline rule's N minutes.
+        "workflow_offline_check": (check_offline, {"trigger": "interval", "seconds": 30}),
     }
 
 
 def run_scheduler() -> None:
     """Run the jobs until SIGTERM or SIGINT."""
     from cass import create_app
+    from cass.workflow_worker import WorkflowWorker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s scheduler %(message)s")
     app = create_app()
@@ -77,10 +81,18 @@ def run_scheduler() -> None:
             **trigger,
         )
 
+    # Charger and CSMS events reach the workflow rules through this thread, as they arrive.
+    worker = WorkflowWorker(app)
+
     def _stop(signum: int, frame: Any) -> None:
+        worker.stop(timeout=0)
         scheduler.shutdown(wait=False)
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     log.info("scheduler started with jobs: %s", ", ".join(jobs))
-    scheduler.start()
+    worker.start()
+    try:
+        scheduler.start()
+    finally:
+        worker.stop()

@@ -178,6 +178,8 @@ class NewTicket:
     caller_name: str | None = None
     caller_phone: str | None = None
     caller_email: str | None = None
+    # Set by workflow rules: one open ticket per key (a unique index), e.g. "fault:12:1:…".
+    dedup_key: str | None = None
 
 
 def create(actor: User | None, new: NewTicket) -> Ticket:
@@ -205,13 +207,22 @@ def create(actor: User | None, new: NewTicket) -> Ticket:
         caller_phone=(new.caller_phone or "").strip() or None,
         caller_email=(new.caller_email or "").strip().lower() or None,
         created_by_id=actor.id if actor else None,
+        dedup_key=new.dedup_key,
     )
     db.session.add(ticket)
     db.session.flush()
     _event(ticket, actor, "created", "status", None, "new")
     audit(actor.id if actor else None, "ticket", ticket.id, "create", None, snapshot(ticket))
     save_change(ticket)
+    _run_rules(ticket, "ticket_created")
     return ticket
+
+
+def _run_rules(ticket: Ticket, event: str, previous_status: str | None = None) -> None:
+    """Let the tenant's workflow rules act on a committed change (they never raise)."""
+    from cass.services import workflow
+
+    workflow.ticket_event(ticket, event, previous_status)
 
 
 def open_tickets_for_charger(charger_id: int, exclude_id: int = 0) -> list[Ticket]:
@@ -365,6 +376,7 @@ def transition(
     ticket.updated_at = now
     audit(actor.id, "ticket", ticket.id, name, before, snapshot(ticket))
     save_change(ticket)
+    _run_rules(ticket, "ticket_status_changed", before["status"])
     return ticket
 
 
