@@ -12,6 +12,7 @@ from ocpp.v16.enums import Action, RegistrationStatus
 
 from ocpp_bridge import records
 from ocpp_bridge.session import SessionMixin
+from ocpp_bridge.store import Rows
 
 _REGISTRATION = {
     "accepted": RegistrationStatus.accepted,
@@ -148,12 +149,11 @@ class ChargePoint16(SessionMixin, SharedHandlers, ChargePoint16Base):
         transaction_id: int | None = None,
         **_: Any,
     ) -> call_result.MeterValues:
-        samples = samples_of(meter_value)
-        await self.store.run(
-            lambda conn: records.record_meter_values(
-                conn, self.charger, connector_id, transaction_id, samples
-            )
+        rows = records.meter_rows(
+            self.charger, connector_id, transaction_id, samples_of(meter_value)
         )
+        if rows:  # copied with the batch's other rows, answered once committed
+            await self.store.run(Rows("meter_value", records.METER_COLUMNS, rows))
         return call_result.MeterValues()
 
     @on(Action.authorize)

@@ -186,6 +186,52 @@ def _number(value: Any) -> float | None:
     return number if number == number and abs(number) != float("inf") else None
 
 
+METER_COLUMNS = (
+    "tenant_id",
+    "charger_id",
+    "connector_no",
+    "transaction_id",
+    "at",
+    "measurand",
+    "phase",
+    "unit",
+    "context",
+    "location",
+    "value",
+    "raw",
+)
+
+
+def meter_rows(
+    charger: Charger,
+    connector_no: int,
+    transaction_id: int | None,
+    samples: list[tuple[datetime, dict[str, Any]]],
+) -> list[tuple[Any, ...]]:
+    """Return meter_value rows (METER_COLUMNS) for sampled values, each (time, {value,
+    measurand, phase, unit, context, location}); a value that is not a number is kept raw."""
+    rows = []
+    for at, sample in samples:
+        number = _number(sample.get("value"))
+        rows.append(
+            (
+                charger.tenant_id,
+                charger.id,
+                connector_no,
+                transaction_id,
+                at,
+                (sample.get("measurand") or "Energy.Active.Import.Register")[:60],
+                _cut(sample.get("phase"), 10),
+                _cut(sample.get("unit"), 20),
+                _cut(sample.get("context"), 30),
+                _cut(sample.get("location"), 20),
+                number,
+                None if number is not None else str(sample.get("value")),
+            )
+        )
+    return rows
+
+
 async def record_meter_values(
     conn: psycopg.AsyncConnection,
     charger: Charger,
@@ -200,23 +246,11 @@ async def record_meter_values(
     With `skip_stored`, samples the transaction already has (same time, measurand, phase,
     context and location) are left out.
     """
-    columns: dict[str, list[Any]] = {
-        k: [] for k in ("at", "measurand", "phase", "unit", "context", "location", "value", "raw")
-    }
-    for at, sample in samples:
-        number = _number(sample.get("value"))
-        columns["at"].append(at)
-        columns["measurand"].append(
-            (sample.get("measurand") or "Energy.Active.Import.Register")[:60]
-        )
-        columns["phase"].append(_cut(sample.get("phase"), 10))
-        columns["unit"].append(_cut(sample.get("unit"), 20))
-        columns["context"].append(_cut(sample.get("context"), 30))
-        columns["location"].append(_cut(sample.get("location"), 20))
-        columns["value"].append(number)
-        columns["raw"].append(None if number is not None else str(sample.get("value")))
     if not samples:
         return 0
+    rows = meter_rows(charger, connector_no, transaction_id, samples)
+    names = ("at", "measurand", "phase", "unit", "context", "location", "value", "raw")
+    columns = {name: [row[4 + i] for row in rows] for i, name in enumerate(names)}
     await conn.execute(
         _METER_NEW_SQL if skip_stored and transaction_id is not None else _METER_SQL,
         {

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -45,6 +45,21 @@ _COPY_LOG = f"COPY ocpp_message ({', '.join(LOG_COLUMNS)}) FROM STDIN"
 # A batch that lost a deadlock (or a serialization conflict) to another transaction is not a
 # database outage: it is run again, job by job.
 _RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
+
+
+class Rows:
+    """A job that only adds rows to a table. A group commit writes the rows of all such jobs
+    with one COPY per table, instead of a statement per job (run on its own, as when a batch
+    is retried job by job, it copies its own rows)."""
+
+    __slots__ = ("copy", "rows")
+
+    def __init__(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+        self.copy = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+        self.rows = rows
+
+    async def __call__(self, conn: psycopg.AsyncConnection) -> None:
+        await _copy(conn, self.copy, self.rows)
 
 
 class DatabaseUnavailable(Exception):
@@ -163,17 +178,31 @@ class Store:
     async def _commit(
         self, jobs: list[tuple[Job, asyncio.Future[Any]]], rows: list[LogRow]
     ) -> list[Any]:
+        copies: dict[str, list[tuple[Any, ...]]] = {}
+
+        async def run_jobs() -> list[Any]:
+            results = []
+            for job, _ in jobs:
+                if isinstance(job, Rows):  # written below, with its table's other rows
+                    copies.setdefault(job.copy, []).extend(job.rows)
+                    results.append(None)
+                else:
+                    results.append(await job(conn))
+            return results
+
         async with self.pool.connection() as conn, conn.transaction():
-            if len(jobs) > 1:
+            if sum(not isinstance(job, Rows) for job, _ in jobs) > 1:
                 # Pipeline mode: a job's statement goes out without waiting for the answer to
                 # the one before (a job that reads a result waits for it), which saves a round
                 # trip per job that reads nothing; COPY cannot run in a pipeline.
                 async with conn.pipeline():
-                    results = [await job(conn) for job, _ in jobs]
+                    results = await run_jobs()
             else:
-                results = [await job(conn) for job, _ in jobs]
+                results = await run_jobs()
+            for statement, table_rows in copies.items():
+                await _copy(conn, statement, table_rows)
             if rows:
-                await _copy_log(conn, rows)
+                await _copy(conn, _COPY_LOG, rows)
         self.commits += 1
         return results
 
@@ -196,12 +225,12 @@ class Store:
                     await conn.execute(
                         "SELECT cass_ocpp_message_partitions(%s, 3)", (self.retention_days,)
                     )
-                    await _copy_log(conn, rows)
+                    await _copy(conn, _COPY_LOG, rows)
             except Exception:
                 log.exception("could not write %d message-log rows", len(rows))
 
 
-async def _copy_log(conn: psycopg.AsyncConnection, rows: list[LogRow]) -> None:
-    async with conn.cursor().copy(_COPY_LOG) as copy:
+async def _copy(conn: psycopg.AsyncConnection, statement: str, rows: list[Any]) -> None:
+    async with conn.cursor().copy(statement) as copy:
         for row in rows:
             await copy.write_row(row)

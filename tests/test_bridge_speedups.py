@@ -270,3 +270,52 @@ def test_the_bridge_runs_on_uvloop_when_installed():
 
     uvloop = pytest.importorskip("uvloop")
     assert loop_factory() is uvloop.new_event_loop
+
+
+def test_row_jobs_are_copied_together_and_a_bad_one_fails_alone(database_url, demo):
+    """Meter values go in by COPY with the batch; rows that cannot go in fail only their job."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from ocpp_bridge import records
+    from ocpp_bridge.records import Charger
+    from ocpp_bridge.store import Rows, Store
+
+    tenant = demo["demo"]
+    good = Charger(demo["DEMO-CP-0001"], tenant, "DEMO-CP-0001", "accepted", False)
+    ghost = Charger(10**9, tenant, "GHOST", "accepted", False)  # no such charger: FK fails
+    at = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    samples = [(at, {"value": "12.5", "unit": "kWh"}), (at, {"value": "n/a", "phase": "L1"})]
+
+    def job(charger: Charger) -> Rows:
+        rows = records.meter_rows(charger, 1, 7, samples)
+        return Rows("meter_value", records.METER_COLUMNS, rows)
+
+    async def scenario() -> list:
+        store = Store(database_url)
+        await store.open()
+        try:
+            return await asyncio.gather(
+                store.run(job(good)), store.run(job(ghost)), store.run(job(good)),
+                return_exceptions=True,
+            )  # fmt: skip
+        finally:
+            await store.close()
+
+    first, failed, second = asyncio.run(scenario())
+    assert first is None and second is None
+    assert type(failed).__name__ == "ForeignKeyViolation"
+    from tests.ocpp_support import query
+
+    stored = query(
+        database_url,
+        "SELECT measurand, value, raw, unit, phase, transaction_id FROM meter_value ORDER BY id",
+    )
+    assert (
+        stored
+        == [
+            ("Energy.Active.Import.Register", 12.5, None, "kWh", None, 7),
+            ("Energy.Active.Import.Register", None, "n/a", None, "L1", 7),
+        ]
+        * 2
+    )
