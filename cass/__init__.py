@@ -40,6 +40,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     from cass.admin.routes import bp as admin_bp
     from cass.auth.routes import bp as auth_bp
     from cass.auth.session import init_sessions
+    from cass.chargers import bp as chargers_bp
     from cass.errors import init_error_handlers
     from cass.health.routes import bp as health_bp
     from cass.live_routes import bp as live_bp
@@ -60,6 +61,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     init_rendering(app)
     for blueprint in (health_bp, auth_bp, main_bp, admin_bp, live_bp, tickets_bp, export_bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(chargers_bp)
     for blueprint in (sites_bp, charger_admin_bp):
         app.register_blueprint(blueprint)
     csrf.exempt(health_bp)

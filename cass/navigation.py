@@ -19,6 +19,7 @@ NAV = [
     ("My tickets", "tickets.index", {"assignee": "me"}, "tickets.work"),
     ("Board", "tickets.board", {}, "tickets.view"),
     ("New ticket", "tickets.new", {}, "tickets.create"),
+    ("Chargers", "chargers.index", {}, "chargers.view"),
     ("Users", "admin.users", {}, "users.view"),
     ("Vendors", "admin.vendors", {}, "vendors.view"),
     ("Sites", "sites.index", {}, "sites.view"),

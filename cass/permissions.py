@@ -36,6 +36,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "views.save": ALL_ROLES,
     "views.share": frozenset({"admin", "as_manager"}),
     "audit.view": frozenset({"admin"}),
+    # Vendors see only the chargers they service or have tickets on (cass.services.charger_list).
+    "chargers.view": ALL_ROLES,
+    "chargers.command": frozenset({"admin", "as_manager", "as_engineer"}),
     # Sites (/sites): everyone on the desk reads addresses and contacts; admins change them.
     "sites.view": STAFF,
     "sites.manage": frozenset({"admin"}),

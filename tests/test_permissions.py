@@ -183,6 +183,21 @@ ROUTES = [
     ),
     ("GET", "/admin/chargers/import", "assets.manage", False, None),
     ("POST", "/admin/chargers/import", "assets.manage", False, "csv"),
+    # The chargers area; {charger} is DEMO-1's charger (the vendor's ticket: the vendor sees
+    # it), {command} a pending command on it.
+    ("GET", "/chargers", "chargers.view", False, None),
+    ("GET", "/chargers/{charger}", "chargers.view", True, None),
+    ("GET", "/events/chargers", "chargers.view", False, None),
+    ("GET", "/events/chargers/{charger}", "chargers.view", True, None),
+    ("GET", "/chargers/{charger}/commands/<action>", "chargers.command", True, None),
+    (
+        "POST",
+        "/chargers/{charger}/commands/<action>",
+        "chargers.command",
+        True,
+        {"type": "Soft", "confirmed": "1"},
+    ),
+    ("POST", "/chargers/{charger}/commands/{command}/cancel", "chargers.command", True, {}),
 ]
 
 
@@ -254,6 +269,28 @@ def harbour_site(app) -> int:
         return db.session.scalar(select(Site.id).where(Site.name == "Harbour Car Park"))
 
 
+def charger_fixture(app, demo) -> tuple[str, int]:
+    """Return the OCPP id of DEMO-1's charger and the id of a new pending command on it."""
+    from datetime import UTC, datetime, timedelta
+
+    from cass.models import Charger, ChargerCommand, Ticket
+    from cass.tenancy import tenant_context
+
+    with app.app_context(), tenant_context(demo["demo"]):
+        ticket = db.session.scalar(select(Ticket).where(Ticket.number == 1))
+        charger = db.session.get(Charger, ticket.charger_id)
+        command = ChargerCommand(
+            tenant_id=demo["demo"],
+            charger_id=charger.id,
+            action="ClearCache",
+            payload={},
+            expires_at=datetime.now(UTC) + timedelta(hours=1),
+        )
+        db.session.add(command)
+        db.session.commit()
+        return charger.ocpp_id, command.id
+
+
 @pytest.mark.parametrize(("actor", "method", "path", "action", "is_object", "data"), CASES)
 def test_access_matrix(app, demo, actor, method, path, action, is_object, data):
     client = app.test_client()
@@ -263,7 +300,8 @@ def test_access_matrix(app, demo, actor, method, path, action, is_object, data):
         client.get("/login" if not ACTORS[actor] else "/account/password").get_data(as_text=True)
     )
     ticket = ticket_fixture(app, demo)
-    url = path.replace("<name>", "hold").format(
+    charger = charger_fixture(app, demo) if "{charger}" in path else ("", 0)
+    url = path.replace("<name>", "hold").replace("<action>", "Reset").format(
         agent=demo["agent@demo.test"],
         vendor=demo["vendor:Demo Field Services"],
         ticket="DEMO-1",
@@ -271,6 +309,8 @@ def test_access_matrix(app, demo, actor, method, path, action, is_object, data):
         view=saved_view_fixture(app, demo, actor) if "{view}" in path else "",
         site_id=harbour_site(app),
         charger_id=demo["DEMO-CP-0003"],
+        charger=charger[0],
+        command=charger[1],
     )
     if method == "GET":
         response = client.get(
@@ -312,6 +352,8 @@ def test_every_route_is_in_the_matrix(app):
             .replace("{attachment}", "<int:attachment_id>")
             .replace("{view}", "<int:view_id>")
             .replace("{site_id}", "<int:site_id>")
+            .replace("{charger}", "<ocpp_id>")
+            .replace("{command}", "<int:command_id>")
             .replace("{charger_id}", "<int:charger_id>"),
         )
         for m, p, *_ in ROUTES

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import String, cast, func, or_, select
+from sqlalchemy import ColumnElement, String, cast, func, or_, select
 
 from cass.extensions import db
 from cass.models import Charger, Site
-from cass.tenancy import scoped
+from cass.tenancy import current_tenant_id, scoped
 
 SEARCH_LIMIT = 20
 
@@ -35,22 +35,31 @@ def fleet_summary() -> FleetSummary:
     return FleetSummary(sites=row[0], chargers=row[1], online=row[2])
 
 
+def search_condition(query: str) -> ColumnElement[bool]:
+    """Return the condition on Charger for a text search: a case-insensitive part of its OCPP
+    id, serial or asset tag, of its site's name or address, or its database id.
+
+    The site is matched by a subquery, so callers need not join it. Non-empty `query` only.
+    """
+    query = query.strip()[:100]
+    like = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    sites = select(Site.id).where(
+        Site.tenant_id == current_tenant_id(), or_(Site.name.ilike(like), Site.address.ilike(like))
+    )
+    return or_(
+        Charger.ocpp_id.ilike(like),
+        Charger.serial.ilike(like),
+        Charger.asset_tag.ilike(like),
+        Charger.site_id.in_(sites),
+        cast(Charger.id, String) == query,
+    )
+
+
 def search_chargers(query: str, limit: int = SEARCH_LIMIT) -> list[tuple[Charger, Site]]:
     """Find chargers by OCPP id, serial, asset tag, site name or address (case-insensitive)."""
-    query = query.strip()[:100]
     stmt = scoped(Charger).join(Site, Site.id == Charger.site_id).add_columns(Site)
-    if query:
-        like = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        stmt = stmt.where(
-            or_(
-                Charger.ocpp_id.ilike(like),
-                Charger.serial.ilike(like),
-                Charger.asset_tag.ilike(like),
-                Site.name.ilike(like),
-                Site.address.ilike(like),
-                cast(Charger.id, String) == query,
-            )
-        )
+    if query.strip():
+        stmt = stmt.where(search_condition(query))
     stmt = stmt.order_by(Charger.ocpp_id).limit(limit)
     return [(row[0], row[1]) for row in db.session.execute(stmt)]
 

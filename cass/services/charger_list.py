@@ -1,0 +1,461 @@
+"""The charger list as queries: read its parameters, count the fleet by state, select one page.
+
+Parameters arrive as a query string, so anything may come in: values that do not parse are
+dropped and named in notices, so a pasted URL still shows a list. Only a bad `after` cursor is
+an error (`BadCursor`, a 422): restarting at the first page would append rows already shown.
+
+Everything is set-based. A page is one select of at most PAGE_SIZE + 1 chargers in OCPP-id
+order (the unique ocpp_id index), their site name, connectors and open-ticket count coming from
+scalar subqueries on indexed keys (connector's (charger_id, connector_no), ticket's
+(tenant_id, charger_id, ...)); the state counts are one select over the filtered fleet; the
+filter choices are one select of JSON aggregates. The text search is ILIKE on the tenant's
+chargers (see fleet.search_condition): a scan of one tenant's rows, a few ms at 10,000 chargers;
+a trigram index would be the next step for fleets far larger than that.
+
+Paging is by keyset on the OCPP id: `after` is the last id shown, so every page costs the same.
+`through` is the live refresh's: the list again from the start down to the last row the user
+has loaded ("Load more" keeps it up to date), so a refresh does not collapse what was loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Select,
+    distinct,
+    exists,
+    false,
+    func,
+    or_,
+    select,
+)
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+
+from cass import lifecycle
+from cass.extensions import db
+from cass.models import Charger, Connector, Site, Ticket, User
+from cass.services.fleet import search_condition
+from cass.tenancy import current_tenant_id
+from ocpp_bridge.vocab import CHARGE_POINT_ID_RE
+
+PAGE_SIZE = 50
+# A live refresh re-reads at most this many rows (the user loaded that many with "Load more").
+MAX_THROUGH = 500
+MAX_Q = 100
+MAX_TEXT = 80
+MAX_ID = 2**63 - 1
+# OCPP 1.6 connector states, then the 2.0.1 one that 1.6 does not have.
+CONNECTOR_STATUSES = (
+    "Available",
+    "Preparing",
+    "Charging",
+    "SuspendedEVSE",
+    "SuspendedEV",
+    "Finishing",
+    "Reserved",
+    "Unavailable",
+    "Faulted",
+    "Occupied",
+)
+SAFE_KEYS = ("q", "site", "online", "connector", "faulted", "model", "firmware", "warranty")
+
+
+class BadCursor(ValueError):
+    """`after` or `through` is not an OCPP id this list could have handed out (422)."""
+
+
+@dataclass(frozen=True)
+class ChargerQuery:
+    """The list's filters, validated; `notices` says what was ignored and why."""
+
+    q: str = ""
+    site: int | None = None
+    online: str | None = None  # "yes" or "no"
+    connector: str | None = None  # a connector status: some connector is in it
+    faulted: bool = False  # some connector is Faulted now
+    model: str | None = None
+    firmware: str | None = None
+    warranty: str | None = None  # "expired" or "active"
+    after: str | None = None  # the last OCPP id of the previous page
+    through: str | None = None  # live refresh: every row up to this OCPP id
+    notices: tuple[str, ...] = field(default=(), compare=False)
+
+    def params(self, **changes: Any) -> dict[str, str]:
+        """Return the canonical query parameters (for url_for), with `changes` applied."""
+        query = replace(self, **changes) if changes else self
+        out: dict[str, str] = {}
+        for key in SAFE_KEYS:
+            value = getattr(query, key)
+            if value is True:
+                out[key] = "1"
+            elif value not in (None, "", False):
+                out[key] = str(value)
+        for key in ("after", "through"):
+            if getattr(query, key):
+                out[key] = getattr(query, key)
+        return out
+
+    def toggle(self, **changes: Any) -> dict[str, str]:
+        """Return the parameters with `changes`, or without them when they are already set
+        (a count tile turns its filter on and off); never with a cursor."""
+        current = {k: getattr(self, k) for k in changes}
+        if current == changes:
+            changes = {k: (False if v is True else None) for k, v in changes.items()}
+        return self.params(after=None, through=None, **changes)
+
+    @property
+    def filtered(self) -> bool:
+        """Return whether any filter or search is on."""
+        return bool(self.params(after=None, through=None))
+
+
+def _clean(value: Any) -> str:
+    # NUL cannot be sent to Postgres in text; it is never meaningful in a filter.
+    return str(value or "").replace("\x00", "").strip()
+
+
+def parse_query(args: Mapping[str, Any]) -> ChargerQuery:
+    """Read the list's filters from query parameters, dropping what does not parse."""
+    notices: list[str] = []
+    one = {key: _clean(args.get(key)) for key in (*SAFE_KEYS, "after", "through")}
+    kept: dict[str, Any] = {"q": one["q"][:MAX_Q]}
+    site = one["site"]
+    if site.isascii() and site.isdigit() and 0 < int(site) <= MAX_ID:
+        kept["site"] = int(site)
+    elif site:
+        notices.append(f"Ignored site “{site[:40]}”: not a site id.")
+    online = one["online"].lower()
+    if online in ("yes", "no"):
+        kept["online"] = online
+    elif online:
+        notices.append(f"Ignored online “{online[:40]}”: use yes or no.")
+    connector = one["connector"]
+    match = next((s for s in CONNECTOR_STATUSES if s.lower() == connector.lower()), None)
+    if match:
+        kept["connector"] = match
+    elif connector:
+        notices.append(f"Ignored connector status “{connector[:40]}”: there is no such status.")
+    faulted = one["faulted"].lower()
+    if faulted in ("1", "yes", "true", "on", "y"):
+        kept["faulted"] = True
+    elif faulted not in ("", "0", "no", "false", "off", "n"):
+        notices.append(f"Ignored faulted “{faulted[:40]}”: use 1.")
+    for key in ("model", "firmware"):
+        value = one[key]
+        if len(value) > MAX_TEXT:
+            notices.append(f"Ignored {key}: at most {MAX_TEXT} characters.")
+        elif value:
+            kept[key] = value
+    warranty = one["warranty"].lower()
+    if warranty in ("expired", "active"):
+        kept["warranty"] = warranty
+    elif warranty:
+        notices.append(f"Ignored warranty “{warranty[:40]}”: use expired or active.")
+    kept["after"] = one["after"] or None
+    kept["through"] = one["through"] or None
+    return ChargerQuery(**kept, notices=tuple(notices))
+
+
+# --- who sees which chargers ----------------------------------------------------------------
+
+
+def visible_criteria(actor: User) -> list[ColumnElement[bool]]:
+    """Return the conditions on Charger that `actor` may see.
+
+    Staff see the tenant's chargers. A vendor's users see the chargers their vendor services
+    (charger.vendor_id) and those of tickets assigned to their vendor, whatever the ticket's
+    status: the chargers they are sent to work on, with the history they need there.
+    """
+    tenant = current_tenant_id()
+    where: list[ColumnElement[bool]] = [Charger.tenant_id == tenant]
+    if actor.role == "vendor":
+        if actor.vendor_id is None:
+            return [*where, false()]
+        on_tickets = select(Ticket.charger_id).where(
+            Ticket.tenant_id == tenant,
+            Ticket.assignee_vendor_id == actor.vendor_id,
+            Ticket.charger_id.is_not(None),
+        )
+        where.append(or_(Charger.vendor_id == actor.vendor_id, Charger.id.in_(on_tickets)))
+    return where
+
+
+def visible_charger(actor: User, ocpp_id: str) -> Charger | None:
+    """Return the charger with this OCPP id if `actor` may see it, else None."""
+    ocpp_id = (ocpp_id or "").strip()
+    if not CHARGE_POINT_ID_RE.fullmatch(ocpp_id):
+        return None
+    stmt = select(Charger).where(*visible_criteria(actor), Charger.ocpp_id == ocpp_id)
+    return db.session.scalars(stmt).first()
+
+
+# --- the selects ----------------------------------------------------------------------------
+
+
+def _has_connector(status: str) -> ColumnElement[bool]:
+    return exists().where(
+        Connector.tenant_id == current_tenant_id(),
+        Connector.charger_id == Charger.id,
+        Connector.status == status,
+    )
+
+
+def _base_criteria(actor: User, query: ChargerQuery) -> list[ColumnElement[bool]]:
+    """Return what the user may see narrowed by every filter but the state ones."""
+    where = visible_criteria(actor)
+    if query.q:
+        where.append(search_condition(query.q))
+    if query.site:
+        where.append(Charger.site_id == query.site)
+    if query.model:
+        where.append(Charger.model == query.model)
+    if query.firmware:
+        where.append(Charger.firmware == query.firmware)
+    if query.warranty:
+        today = datetime.now(UTC).date()
+        if query.warranty == "expired":
+            where.append(Charger.warranty_end < today)
+        else:
+            where.append(or_(Charger.warranty_end >= today, Charger.warranty_end.is_(None)))
+    return where
+
+
+def _state_criteria(query: ChargerQuery) -> list[ColumnElement[bool]]:
+    """Return the state filters: online, a connector status, faulted now."""
+    where: list[ColumnElement[bool]] = []
+    if query.online:
+        where.append(Charger.online.is_(query.online == "yes"))
+    if query.connector:
+        where.append(_has_connector(query.connector))
+    if query.faulted:
+        where.append(_has_connector("Faulted"))
+    return where
+
+
+def _check_cursor(value: str | None) -> str | None:
+    if value is not None and not CHARGE_POINT_ID_RE.fullmatch(value):
+        raise BadCursor(value[:40])
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class ChargerRow:
+    """One row of the list, with everything its cells show."""
+
+    id: int
+    ocpp_id: str
+    manufacturer: str | None
+    model: str | None
+    serial: str | None
+    asset_tag: str | None
+    firmware: str | None
+    online: bool
+    last_seen: datetime | None
+    warranty_end: date | None
+    registration: str
+    site_id: int
+    site: str | None
+    connectors: list[tuple[int, str, str]]  # (number, status, error code)
+    open_tickets: int
+
+    @property
+    def faulted(self) -> bool:
+        """Return whether some connector is Faulted."""
+        return any(status == "Faulted" for _, status, _ in self.connectors)
+
+
+@dataclass(frozen=True)
+class ChargerPage:
+    """One page of the list and the cursor of the next one (None at the end)."""
+
+    query: ChargerQuery
+    rows: list[ChargerRow]
+    next_after: str | None
+
+
+def _page_select(actor: User, where: list[ColumnElement[bool]], limit: int) -> Select[Any]:
+    tenant = current_tenant_id()
+    connectors = (
+        select(
+            func.json_agg(
+                aggregate_order_by(
+                    func.json_build_array(
+                        Connector.connector_no, Connector.status, Connector.error_code
+                    ),
+                    Connector.connector_no,
+                ),
+                type_=JSON,
+            )
+        )
+        .where(Connector.tenant_id == tenant, Connector.charger_id == Charger.id)
+        .scalar_subquery()
+    )
+    tickets = select(func.count()).where(
+        Ticket.tenant_id == tenant,
+        Ticket.charger_id == Charger.id,
+        Ticket.status.in_(lifecycle.OPEN_STATUSES),
+    )
+    if actor.role == "vendor":
+        tickets = tickets.where(Ticket.assignee_vendor_id == actor.vendor_id)
+    site = select(Site.name).where(Site.id == Charger.site_id).scalar_subquery()
+    return (
+        select(
+            Charger.id,
+            Charger.ocpp_id,
+            Charger.manufacturer,
+            Charger.model,
+            Charger.serial,
+            Charger.asset_tag,
+            Charger.firmware,
+            Charger.online,
+            Charger.last_seen,
+            Charger.warranty_end,
+            Charger.registration,
+            Charger.site_id,
+            site.label("site"),
+            connectors.label("connectors"),
+            tickets.scalar_subquery().label("open_tickets"),
+        )
+        .where(*where)
+        .order_by(Charger.ocpp_id)
+        .limit(limit)
+    )
+
+
+def list_page(actor: User, query: ChargerQuery) -> ChargerPage:
+    """Return the page of visible chargers matching `query` (after its cursor, if any)."""
+    after, through = _check_cursor(query.after), _check_cursor(query.through)
+    where = _base_criteria(actor, query) + _state_criteria(query)
+    if after:
+        where.append(Charger.ocpp_id > after)
+    if through and not after:
+        # Every row up to `through` (at most MAX_THROUGH), and whether any follows it: one
+        # select, the second part an InitPlan run once.
+        later = exists().where(*where, Charger.ocpp_id > through)
+        stmt = _page_select(actor, [*where, Charger.ocpp_id <= through], MAX_THROUGH + 1)
+        result = db.session.connection().execute(stmt.add_columns(later.label("later"))).all()
+        size = MAX_THROUGH
+        more = len(result) > size or bool(result and result[0][-1])
+    else:
+        stmt = _page_select(actor, where, PAGE_SIZE + 1)
+        result = db.session.connection().execute(stmt).all()
+        size = PAGE_SIZE
+        more = len(result) > size
+    rows = [
+        ChargerRow(*row[:13], [tuple(c) for c in row[13] or []], row[14])  # type: ignore[arg-type]
+        for row in result[:size]
+    ]
+    return ChargerPage(query, rows, rows[-1].ocpp_id if more and rows else None)
+
+
+@dataclass(frozen=True)
+class StateCounts:
+    """The filtered fleet (state filters aside) counted by state."""
+
+    chargers: int
+    online: int
+    faulted: int  # chargers with a Faulted connector
+    # status -> (connectors in it, chargers with a connector in it)
+    connectors: dict[str, tuple[int, int]]
+
+    @property
+    def offline(self) -> int:
+        """Return how many chargers are offline."""
+        return self.chargers - self.online
+
+    def connector_states(self) -> list[tuple[str, int, int]]:
+        """Return (status, connectors, chargers) in the usual order of states, present ones."""
+        known = [s for s in CONNECTOR_STATUSES if s in self.connectors]
+        others = sorted(s for s in self.connectors if s not in CONNECTOR_STATUSES)
+        return [(s, *self.connectors[s]) for s in known + others]
+
+
+def state_counts(actor: User, query: ChargerQuery) -> StateCounts:
+    """Count the chargers matching every filter but the state ones, by state, in one select."""
+    tenant = current_tenant_id()
+    fleet = select(Charger.id, Charger.online).where(*_base_criteria(actor, query)).cte("fleet")
+    by_status = (
+        select(
+            Connector.status.label("status"),
+            func.count().label("n"),
+            func.count(distinct(Connector.charger_id)).label("chargers"),
+        )
+        .join(fleet, fleet.c.id == Connector.charger_id)
+        .where(Connector.tenant_id == tenant)
+        .group_by(Connector.status)
+        .subquery()
+    )
+    statuses = select(
+        func.json_object_agg(
+            by_status.c.status, func.json_build_array(by_status.c.n, by_status.c.chargers)
+        )
+    ).scalar_subquery()
+    stmt = select(
+        select(func.count()).select_from(fleet).scalar_subquery(),
+        select(func.count()).select_from(fleet).where(fleet.c.online).scalar_subquery(),
+        statuses,
+    )
+    total, online, found = db.session.connection().execute(stmt).one()
+    found = found or {}
+    connectors = {status: (n, chargers) for status, (n, chargers) in found.items()}
+    faulted = connectors.get("Faulted", (0, 0))[1]
+    return StateCounts(total, online, faulted, connectors)
+
+
+@dataclass(frozen=True)
+class FilterChoices:
+    """What the filter form offers: the tenant's sites, and the models and firmware seen."""
+
+    sites: list[tuple[int, str]]
+    models: list[str]
+    firmware: list[str]
+
+
+def filter_choices(actor: User) -> FilterChoices:
+    """Return the sites, models and firmware versions to filter by, in one select."""
+    tenant = current_tenant_id()
+    seen = visible_criteria(actor)
+
+    def distinct_values(column: Any) -> Any:
+        values = select(column.label("v")).where(*seen, column.is_not(None)).distinct().subquery()
+        return select(
+            func.json_agg(aggregate_order_by(values.c.v, values.c.v), type_=JSON)
+        ).scalar_subquery()
+
+    sites = select(
+        func.json_agg(
+            aggregate_order_by(func.json_build_array(Site.id, Site.name), Site.name, Site.id),
+            type_=JSON,
+        )
+    ).where(Site.tenant_id == tenant)
+    stmt = select(
+        sites.scalar_subquery(), distinct_values(Charger.model), distinct_values(Charger.firmware)
+    )
+    found_sites, models, firmware = db.session.connection().execute(stmt).one()
+    return FilterChoices(
+        [(ident, name) for ident, name in found_sites or []], models or [], firmware or []
+    )
+
+
+@dataclass(frozen=True)
+class ListScreen:
+    """Everything the list shows: counts, one page (or none, for a bad cursor), choices."""
+
+    counts: StateCounts
+    listing: ChargerPage
+    bad_cursor: bool
+
+
+def list_screen(actor: User, query: ChargerQuery) -> ListScreen:
+    """Return the counts and the page of chargers for `query` (a bad cursor: no rows)."""
+    try:
+        listing, bad = list_page(actor, query), False
+    except BadCursor:
+        listing, bad = ChargerPage(query, [], None), True
+    return ListScreen(state_counts(actor, query), listing, bad)
