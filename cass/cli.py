@@ -260,7 +260,9 @@ def chargers_import(tenant_slug: str, file: str) -> None:
         if result.more_errors:
             click.echo(f"{file}: … and {result.more_errors} more", err=True)
         _fail(f"{file}: {result.error_count} problem(s); nothing imported")
-    sites = f", {len(result.sites_created)} new site(s)" if result.sites_created else ""
+    created = result.sites_created
+    names = ", ".join(created[:10]) + (", …" if len(created) > 10 else "")
+    sites = f"; new sites ({len(created)}): {names}" if created else ""
     click.echo(f"Imported {result.chargers} chargers into {tenant_slug}{sites}.")
 
 

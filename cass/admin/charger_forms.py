@@ -15,6 +15,7 @@ from wtforms.validators import (
     Optional,
     ValidationError,
 )
+from wtforms.widgets import TextInput
 
 from cass.admin.forms import _optional_int
 from cass.services.charger_admin import (
@@ -87,6 +88,7 @@ class ChargerCreateForm(ChargerForm):
         "Connectors",
         default=2,
         validators=[InputRequired(), NumberRange(min=0, max=MAX_CONNECTORS)],
+        widget=TextInput(),
         render_kw={"inputmode": "numeric"},
     )
 

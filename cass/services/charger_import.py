@@ -2,19 +2,34 @@
 
 Columns (header row, any order): ocpp_id, site, manufacturer, model, serial, asset_tag,
 install_date, warranty_end, key. ocpp_id, site and key are required; a site named but missing is
-created. The import is set-based: the sites and chargers each go in by multi-row INSERTs with
-RETURNING, in one transaction with their audit rows.
+created. The import is set-based: the new sites go in by one multi-row INSERT, the chargers by one
+INSERT ... SELECT over arrays (unnest), their audit rows by INSERT ... SELECT, all in one
+transaction.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
 
-from sqlalchemy import String, any_, bindparam, func, insert
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    String,
+    any_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+)
+from sqlalchemy import (
+    column as sql_column,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -223,6 +238,8 @@ def parse(data: bytes | str) -> tuple[list[_Row], ImportResult]:
 
 def _known_ocpp_ids(ocpp_ids: list[str]) -> set[str]:
     """Return which of `ocpp_ids` the tenant already has."""
+    if not ocpp_ids:
+        return set()
     ids = bindparam("ids", ocpp_ids, type_=ARRAY(String))
     stmt = scoped(Charger, Charger.ocpp_id == any_(ids)).with_only_columns(Charger.ocpp_id)
     return set(db.session.scalars(stmt))
@@ -239,85 +256,116 @@ def _site_ids(rows: list[_Row], actor_id: int | None, result: ImportResult) -> d
     missing = {lower: name for lower, name in missing.items() if lower not in ids}
     if missing:
         created = db.session.execute(
-            pg_insert(Site)
+            pg_insert(Site.__table__)
             .values([{"tenant_id": tenant_id, "name": name} for name in missing.values()])
             .on_conflict_do_nothing(index_elements=["tenant_id", "name"])
-            .returning(Site.id, Site.name)
+            .returning(Site.__table__.c.id, Site.__table__.c.name)
         ).all()
         for ident, name in created:
             ids[name.lower()] = ident
             result.sites_created.append(name)
         if len(created) < len(missing):  # made meanwhile by someone else: look them up
             ids.update(dict(db.session.execute(stmt)))
-        _audit_many(
-            actor_id,
-            "site",
-            [
-                (ident, {"name": name, "timezone": "UTC", "source": "import"})
-                for ident, name in created
-            ],
-        )
+        _audit_imported(Site, [ident for ident, _ in created], actor_id)
     return ids
 
 
-def _audit_many(actor_id: int | None, entity: str, items: list[tuple[int, dict[str, Any]]]) -> None:
-    """Add one audit row per created item, in one multi-row INSERT."""
-    if items:
-        tenant_id = current_tenant_id()
-        db.session.execute(
-            insert(AuditLog),
-            [
-                {
-                    "tenant_id": tenant_id,
-                    "actor_id": actor_id,
-                    "entity": entity,
-                    "entity_id": ident,
-                    "action": "import",
-                    "before": None,
-                    "after": after,
-                }
-                for ident, after in items
-            ],
+def _audit_imported(
+    model: type[Site] | type[Charger], ids: list[int], actor_id: int | None
+) -> None:
+    """Add an "import" audit row per new site or charger, in one INSERT ... SELECT."""
+    if not ids:
+        return
+    table = model.__table__
+    if model is Site:
+        after = func.jsonb_build_object(
+            literal("name", String), table.c.name, literal("timezone", String), table.c.timezone
         )
+    else:
+        after = func.jsonb_build_object(
+            literal("ocpp_id", String),
+            table.c.ocpp_id,
+            literal("site_id", String),
+            table.c.site_id,
+            literal("key", String),
+            literal("set", String),
+        )
+    rows = select(
+        table.c.tenant_id,
+        literal(actor_id, BigInteger),
+        literal(model.__tablename__, String),
+        table.c.id,
+        literal("import", String),
+        after,
+    ).where(
+        table.c.tenant_id == current_tenant_id(),
+        table.c.id == any_(bindparam(f"{model.__tablename__}_ids", ids, type_=ARRAY(BigInteger))),
+    )
+    columns = ["tenant_id", "actor_id", "entity", "entity_id", "action", "after"]
+    db.session.execute(insert(AuditLog.__table__).from_select(columns, rows))
+
+
+def _hash_keys(keys: list[str]) -> list[str]:
+    """Hash every key (each with its own salt); PBKDF2 releases the GIL, so use the cores."""
+    if len(keys) < 200:
+        return [hash_key(key) for key in keys]
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        return list(pool.map(hash_key, keys, chunksize=100))
+
+
+def _insert_chargers(rows: list[_Row], sites: dict[str, int]) -> list[tuple[int, str]]:
+    """Insert the rows in one statement over arrays; return (id, ocpp_id) of those inserted.
+
+    Another tenant's charger may hold an OCPP id (unique across tenants, invisible here under
+    row-level security): ON CONFLICT DO NOTHING leaves such rows out, for the caller to report.
+    """
+    table = Charger.__table__
+    arrays = {
+        "ocpp_id": (String, [row.ocpp_id for row in rows]),
+        "site_id": (BigInteger, [sites[row.site.lower()] for row in rows]),
+        **{name: (String, [getattr(row, name) for row in rows]) for name in TEXT_COLUMNS},
+        "install_date": (Date, [row.install_date for row in rows]),
+        "warranty_end": (Date, [row.warranty_end for row in rows]),
+        "key_hash": (String, _hash_keys([row.key for row in rows])),
+    }
+    values = (
+        func.unnest(
+            *(bindparam(name, items, type_=ARRAY(kind)) for name, (kind, items) in arrays.items())
+        )
+        .table_valued(*(sql_column(name, kind) for name, (kind, _) in arrays.items()))
+        .render_derived(name="r")
+    )
+    stmt = (
+        pg_insert(table)
+        .from_select(
+            ["tenant_id", *arrays],
+            select(literal(current_tenant_id(), BigInteger), *values.c),
+        )
+        .on_conflict_do_nothing(index_elements=["ocpp_id"])
+        .returning(table.c.id, table.c.ocpp_id)
+    )
+    return [(ident, ocpp_id) for ident, ocpp_id in db.session.execute(stmt)]
 
 
 def import_chargers(data: bytes | str, actor_id: int | None = None) -> ImportResult:
     """Import a CSV of chargers into the current tenant: all rows, or none and the errors."""
     rows, result = parse(data)
-    if not result.ok:
-        return result
-    by_line = {row.ocpp_id: row.line for row in rows}
-    for ocpp_id in sorted(_known_ocpp_ids(list(by_line)), key=by_line.__getitem__):
+    # Each OCPP id's first line (a repeat is already an error); ids the tenant has are errors
+    # too, reported with the rest in one go.
+    by_line: dict[str, int] = {}
+    for row in rows:
+        by_line.setdefault(row.ocpp_id, row.line)
+    for ocpp_id in _known_ocpp_ids([i for i in by_line if not ocpp_id_problem(i)]):
         result.add(by_line[ocpp_id], "ocpp_id", f"{ocpp_id} already exists.")
     if not result.ok:
         db.session.rollback()
+        # By line, then in the file's column order (whole-row problems first).
+        result.errors.sort(
+            key=lambda e: (e.line, COLUMNS.index(e.column) if e.column in COLUMNS else -1)
+        )
         return result
-    tenant_id = current_tenant_id()
     sites = _site_ids(rows, actor_id, result)
-    values = [
-        {
-            "tenant_id": tenant_id,
-            "ocpp_id": row.ocpp_id,
-            "site_id": sites[row.site.lower()],
-            "manufacturer": row.manufacturer,
-            "model": row.model,
-            "serial": row.serial,
-            "asset_tag": row.asset_tag,
-            "install_date": row.install_date,
-            "warranty_end": row.warranty_end,
-            "key_hash": hash_key(row.key),  # salted per charger, so one hash per row
-            "registration": "accepted",
-        }
-        for row in rows
-    ]
-    # Another tenant's charger may hold an OCPP id (unique across tenants, invisible here under
-    # row-level security): ON CONFLICT DO NOTHING leaves those rows out, and we report them.
-    inserted = db.session.execute(
-        pg_insert(Charger)
-        .on_conflict_do_nothing(index_elements=["ocpp_id"])
-        .returning(Charger.id, Charger.ocpp_id),
-        values,
-    ).all()
+    inserted = _insert_chargers(rows, sites)
     if len(inserted) < len(rows):
         taken = set(by_line) - {ocpp_id for _, ocpp_id in inserted}
         db.session.rollback()
@@ -325,22 +373,7 @@ def import_chargers(data: bytes | str, actor_id: int | None = None) -> ImportRes
         for ocpp_id in sorted(taken, key=by_line.__getitem__):
             result.add(by_line[ocpp_id], "ocpp_id", f"{ocpp_id} is already in use.")
         return result
-    line_of = {row.ocpp_id: row for row in rows}
-    _audit_many(
-        actor_id,
-        "charger",
-        [
-            (
-                ident,
-                {
-                    "ocpp_id": ocpp_id,
-                    "site_id": sites[line_of[ocpp_id].site.lower()],
-                    "key": "set",
-                },
-            )
-            for ident, ocpp_id in inserted
-        ],
-    )
+    _audit_imported(Charger, [ident for ident, _ in inserted], actor_id)
     db.session.commit()
     result.chargers = len(inserted)
     return result

@@ -7,6 +7,7 @@ from typing import Any
 from flask_wtf import FlaskForm
 from wtforms import DecimalField, EmailField, StringField
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, ValidationError
+from wtforms.widgets import TextInput
 
 import cass.admin.forms  # noqa: F401  (lets the reserved .test domain through Email())
 from cass.services.sites import NAME_MAX, is_timezone
@@ -26,12 +27,14 @@ class SiteForm(FlaskForm):
         "Latitude",
         places=6,
         validators=[Optional(), NumberRange(min=-90, max=90)],
+        widget=TextInput(),  # a plain text box: no spinner stepping through coordinates
         render_kw={"inputmode": "decimal"},
     )
     lon = DecimalField(
         "Longitude",
         places=6,
         validators=[Optional(), NumberRange(min=-180, max=180)],
+        widget=TextInput(),
         render_kw={"inputmode": "decimal"},
     )
     timezone = StringField(
