@@ -307,15 +307,26 @@ def _windowed(
     return Panel(rows, encode_cursor(edge[0], edge[1]), window_ended=True)
 
 
-def _paged(
-    stmt: Select[Any], at: Any, ident: Any, after: str | None, through: str | None, size: int
-) -> tuple[Select[Any], int]:
-    """Return `stmt` narrowed by the cursor and limited, and the page size it was cut to."""
+def _paged(stmt: Select[Any], at: Any, ident: Any, after: str | None, size: int) -> Select[Any]:
+    """Return `stmt` after the cursor (if any), limited to one row more than a page."""
     if after:
-        return stmt.where(_older_than(at, ident, after)).limit(size + 1), size
-    if through:
-        return stmt.where(_not_older_than(at, ident, through)).limit(MAX_THROUGH + 1), MAX_THROUGH
-    return stmt.limit(size + 1), size
+        stmt = stmt.where(_older_than(at, ident, after))
+    return stmt.limit(size + 1)
+
+
+def _through(
+    stmt: Select[Any], base: Select[Any], at: Any, ident: Any, name: str, through: str
+) -> Panel:
+    """Return the rows of `stmt` from the newest down to the cursor `through` (a live refresh
+    of what was loaded, at most MAX_THROUGH); "older" continues from the cursor if `base` (the
+    unfiltered rows, so this stays one indexed row) has anything older."""
+    rows = db.session.execute(
+        stmt.where(_not_older_than(at, ident, through)).limit(MAX_THROUGH + 1)
+    ).all()
+    if len(rows) > MAX_THROUGH:
+        return _cut(rows, MAX_THROUGH, name)
+    older = db.session.execute(base.where(_older_than(at, ident, through)).limit(1)).first()
+    return Panel(rows, through if older is not None else None)
 
 
 def _cut(rows: list[Any], size: int, at: str) -> Panel:
@@ -342,14 +353,14 @@ def timeline(charger: Charger, query: PageQuery) -> Panel:
         .where(e.tenant_id == current_tenant_id(), e.charger_id == charger.id)
         .order_by(e.at.desc(), e.id.desc())
     )
-    if query.tl == "all":
-        paged, size = _paged(stmt, e.at, e.id, query.tl_after, query.tl_through, TIMELINE_PAGE)
-        return _cut(db.session.execute(paged).all(), size, "at")
     if query.tl_through and not query.tl_after:
-        # A refresh of what was loaded: bounded by the cursor, not by a window.
-        stmt = stmt.where(_not_older_than(e.at, e.id, query.tl_through))
-        stmt = stmt.where(_is_fault(e) if query.tl == "faults" else e.kind.in_(STATUS_KINDS))
-        return _cut(db.session.execute(stmt.limit(MAX_THROUGH + 1)).all(), MAX_THROUGH, "at")
+        shown = stmt
+        if query.tl != "all":
+            shown = stmt.where(_is_fault(e) if query.tl == "faults" else e.kind.in_(STATUS_KINDS))
+        return _through(shown, stmt, e.at, e.id, "at", query.tl_through)
+    if query.tl == "all":
+        paged = _paged(stmt, e.at, e.id, query.tl_after, TIMELINE_PAGE)
+        return _cut(db.session.execute(paged).all(), TIMELINE_PAGE, "at")
     if query.tl_after:
         stmt = stmt.where(_older_than(e.at, e.id, query.tl_after))
     match = (
@@ -488,8 +499,11 @@ def sessions(charger: Charger, query: PageQuery) -> Panel:
         .where(s.tenant_id == current_tenant_id(), s.charger_id == charger.id)
         .order_by(s.started_at.desc(), s.id.desc())
     )
-    paged, size = _paged(stmt, s.started_at, s.id, query.ss_after, query.ss_through, SESSION_PAGE)
-    panel = _cut(db.session.execute(paged).all(), size, "started_at")
+    if query.ss_through and not query.ss_after:
+        panel = _through(stmt, stmt, s.started_at, s.id, "started_at", query.ss_through)
+    else:
+        paged = _paged(stmt, s.started_at, s.id, query.ss_after, SESSION_PAGE)
+        panel = _cut(db.session.execute(paged).all(), SESSION_PAGE, "started_at")
     return Panel([SessionRow(*r) for r in panel.rows], panel.next_after)
 
 
