@@ -48,6 +48,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     from cass.metrics import init_metrics
     from cass.navigation import init_navigation
     from cass.rendering import init_rendering
+    from cass.rules.routes import bp as rules_bp
     from cass.security import init_security_headers
     from cass.sites.routes import bp as sites_bp
     from cass.tickets import bp as tickets_bp
@@ -64,5 +65,6 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     app.register_blueprint(chargers_bp)
     for blueprint in (sites_bp, charger_admin_bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(rules_bp)
     csrf.exempt(health_bp)
     return app

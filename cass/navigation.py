@@ -24,6 +24,7 @@ NAV = [
     ("Vendors", "admin.vendors", {}, "vendors.view"),
     ("Sites", "sites.index", {}, "sites.view"),
     ("Charger registry", "charger_admin.index", {}, "assets.view"),
+    ("Rules", "rules.index", {}, "rules.view"),
     ("Audit", "admin.audit", {}, "audit.view"),
 ]
 

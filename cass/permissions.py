@@ -36,6 +36,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "views.save": ALL_ROLES,
     "views.share": frozenset({"admin", "as_manager"}),
     "audit.view": frozenset({"admin"}),
+    # Workflow rules (/admin/rules) and the record of every evaluation (/admin/rules/runs).
+    "rules.view": frozenset({"admin"}),
+    "rules.manage": frozenset({"admin"}),
     # Vendors see only the chargers they service or have tickets on (cass.services.charger_list).
     "chargers.view": ALL_ROLES,
     "chargers.command": frozenset({"admin", "as_manager", "as_engineer"}),

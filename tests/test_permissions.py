@@ -20,6 +20,15 @@ FIELD_ROLES = BY_NAME["hold"].roles
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 CSV = b"ocpp_id,site,key\nMATRIX-CP-1,Matrix Site,matrix-key-0123456\n"
 
+RULE_FORM = {
+    "name": "Matrix rule",
+    "event": "connector_faulted",
+    "enabled": "y",
+    "create_ticket": "y",
+    "ticket_category": "hardware",
+    "ticket_priority": "P2",
+}
+
 ACTORS = {
     "anonymous": None,
     "admin": "admin@demo.test",
@@ -198,6 +207,15 @@ ROUTES = [
         {"type": "Soft", "confirmed": "1"},
     ),
     ("POST", "/chargers/{charger}/commands/{command}/cancel", "chargers.command", True, {}),
+    # Workflow rules; {rule} is the demo tenant's connector-fault rule.
+    ("GET", "/admin/rules", "rules.view", False, None),
+    ("GET", "/admin/rules/runs", "rules.view", False, None),
+    ("GET", "/admin/rules/new", "rules.manage", False, None),
+    ("POST", "/admin/rules/new", "rules.manage", False, RULE_FORM),
+    ("GET", "/admin/rules/{rule}/edit", "rules.manage", True, None),
+    ("POST", "/admin/rules/{rule}/edit", "rules.manage", True, RULE_FORM),
+    ("POST", "/admin/rules/{rule}/toggle", "rules.manage", True, {"enabled": "off"}),
+    ("POST", "/admin/rules/{rule}/move", "rules.manage", True, {"direction": "down"}),
 ]
 
 
@@ -291,6 +309,17 @@ def charger_fixture(app, demo) -> tuple[str, int]:
         return charger.ocpp_id, command.id
 
 
+def rule_fixture(app, demo) -> int:
+    """Return the id of the demo tenant's connector-fault rule."""
+    from cass.models import WorkflowRule
+    from cass.tenancy import tenant_context
+
+    with app.app_context(), tenant_context(demo["demo"]):
+        return db.session.scalar(
+            select(WorkflowRule.id).where(WorkflowRule.event == "connector_faulted")
+        )
+
+
 @pytest.mark.parametrize(("actor", "method", "path", "action", "is_object", "data"), CASES)
 def test_access_matrix(app, demo, actor, method, path, action, is_object, data):
     client = app.test_client()
@@ -307,6 +336,7 @@ def test_access_matrix(app, demo, actor, method, path, action, is_object, data):
         ticket="DEMO-1",
         attachment=ticket["attachment"],
         view=saved_view_fixture(app, demo, actor) if "{view}" in path else "",
+        rule=rule_fixture(app, demo) if "{rule}" in path else "",
         site_id=harbour_site(app),
         charger_id=demo["DEMO-CP-0003"],
         charger=charger[0],
@@ -351,6 +381,7 @@ def test_every_route_is_in_the_matrix(app):
             .replace("{ticket}", "<key>")
             .replace("{attachment}", "<int:attachment_id>")
             .replace("{view}", "<int:view_id>")
+            .replace("{rule}", "<int:rule_id>")
             .replace("{site_id}", "<int:site_id>")
             .replace("{charger}", "<ocpp_id>")
             .replace("{command}", "<int:command_id>")

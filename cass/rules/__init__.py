@@ -1,0 +1,1 @@
+"""Workflow rules admin: the rules, and the record of their runs."""
