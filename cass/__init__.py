@@ -38,6 +38,8 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     from cass import models  # noqa: F401  (registers the models with the metadata)
     from cass.admin.chargers import bp as charger_admin_bp
     from cass.admin.routes import bp as admin_bp
+    from cass.api.admin_routes import bp as csms_admin_bp
+    from cass.api.routes import bp as api_bp
     from cass.auth.routes import bp as auth_bp
     from cass.auth.session import init_sessions
     from cass.chargers import bp as chargers_bp
@@ -50,7 +52,9 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     from cass.rendering import init_rendering
     from cass.rules.routes import bp as rules_bp
     from cass.security import init_security_headers
+    from cass.sessions.routes import bp as sessions_bp
     from cass.sites.routes import bp as sites_bp
+    from cass.tariffs.routes import bp as tariffs_bp
     from cass.tickets import bp as tickets_bp
     from cass.tickets.export_routes import bp as export_bp
 
@@ -65,6 +69,10 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     app.register_blueprint(chargers_bp)
     for blueprint in (sites_bp, charger_admin_bp):
         app.register_blueprint(blueprint)
+    for blueprint in (sessions_bp, tariffs_bp, csms_admin_bp, api_bp):
+        app.register_blueprint(blueprint)
     app.register_blueprint(rules_bp)
     csrf.exempt(health_bp)
+    # The CSMS API authenticates each request by its HMAC signature, not by a session.
+    csrf.exempt(api_bp)
     return app

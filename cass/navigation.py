@@ -20,10 +20,13 @@ NAV = [
     ("Board", "tickets.board", {}, "tickets.view"),
     ("New ticket", "tickets.new", {}, "tickets.create"),
     ("Chargers", "chargers.index", {}, "chargers.view"),
+    ("Sessions", "sessions.index", {}, "sessions.view"),
     ("Users", "admin.users", {}, "users.view"),
     ("Vendors", "admin.vendors", {}, "vendors.view"),
     ("Sites", "sites.index", {}, "sites.view"),
     ("Charger registry", "charger_admin.index", {}, "assets.view"),
+    ("Tariffs", "tariffs.index", {}, "tariffs.view"),
+    ("CSMS", "csms_admin.index", {}, "csms.manage"),
     ("Rules", "rules.index", {}, "rules.view"),
     ("Audit", "admin.audit", {}, "audit.view"),
 ]

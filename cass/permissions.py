@@ -48,6 +48,13 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # The charger registry (/admin/chargers): asset data, vendor, key, registration, CSV.
     "assets.view": frozenset({"admin", "as_manager"}),
     "assets.manage": frozenset({"admin"}),
+    # Charging sessions (/sessions and its CSV): id tags, energy, duration and cost.
+    "sessions.view": STAFF,
+    # Tariffs per site (/admin/tariffs): the desk reads prices; admins set them.
+    "tariffs.view": STAFF,
+    "tariffs.manage": frozenset({"admin"}),
+    # The secret that signs events from the tenant's other CSMS (/admin/csms).
+    "csms.manage": frozenset({"admin"}),
 }
 
 

@@ -18,6 +18,10 @@ from tests.conftest import DEMO_PASSWORD, csrf_from, login
 
 FIELD_ROLES = BY_NAME["hold"].roles
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+# The CSMS API authenticates by signature: no session counts (unsigned: 401).
+SIGNED = "signature"
+# The new CSMS secret is shown in the answer itself, once (no redirect).
+SHOWN_ONCE = {("POST", "/admin/csms/secret"): 200}
 CSV = b"ocpp_id,site,key\nMATRIX-CP-1,Matrix Site,matrix-key-0123456\n"
 
 RULE_FORM = {
@@ -216,6 +220,48 @@ ROUTES = [
     ("POST", "/admin/rules/{rule}/edit", "rules.manage", True, RULE_FORM),
     ("POST", "/admin/rules/{rule}/toggle", "rules.manage", True, {"enabled": "off"}),
     ("POST", "/admin/rules/{rule}/move", "rules.manage", True, {"direction": "down"}),
+    # Tariffs, sessions and the CSMS integration; {tariff} is a 2020 tariff of Harbour Car Park.
+    ("GET", "/admin/tariffs", "tariffs.view", False, None),
+    (
+        "POST",
+        "/admin/tariffs",
+        "tariffs.manage",
+        True,  # names a demo site: the other tenant's admin gets 404
+        {
+            "site_id": "{tariff_site}",
+            "name": "Matrix",
+            "currency": "EUR",
+            "per_kwh": "0.3",
+            "per_minute": "0",
+            "per_session": "0",
+            "valid_from": "2030-01-01T00:00",
+        },
+    ),
+    ("GET", "/admin/tariffs/{tariff}", "tariffs.view", True, None),
+    ("GET", "/admin/tariffs/{tariff}/edit", "tariffs.manage", True, None),
+    (
+        "POST",
+        "/admin/tariffs/{tariff}/edit",
+        "tariffs.manage",
+        True,
+        {
+            "site_id": "{tariff_site}",
+            "name": "Matrix 2020",
+            "currency": "GBP",
+            "per_kwh": "0.25",
+            "per_minute": "0",
+            "per_session": "1",
+            "valid_from": "2020-01-01T00:00",
+            "valid_to": "2021-01-01T00:00",
+        },
+    ),
+    ("POST", "/admin/tariffs/{tariff}/delete", "tariffs.manage", True, {}),
+    ("GET", "/sessions", "sessions.view", False, None),
+    ("GET", "/sessions.csv", "sessions.view", False, None),
+    ("GET", "/admin/csms", "csms.manage", False, None),
+    ("POST", "/admin/csms/secret", "csms.manage", False, {}),
+    ("POST", "/admin/csms/secret/delete", "csms.manage", False, {}),
+    ("POST", "/api/v1/csms/events", SIGNED, False, {}),
 ]
 
 
@@ -224,7 +270,9 @@ ALL = frozenset(PERMISSIONS["home.view"])
 
 def expected(actor: str, method: str, path: str, action: str | None, is_object: bool) -> int:
     """Return the status code the matrix demands."""
-    ok = 303 if method == "POST" else 200
+    if action == SIGNED:
+        return 401
+    ok = SHOWN_ONCE.get((method, path), 303 if method == "POST" else 200)
     if action is None:  # the sign-in page
         if actor == "anonymous":
             return ok
@@ -287,6 +335,28 @@ def harbour_site(app) -> int:
         return db.session.scalar(select(Site.id).where(Site.name == "Harbour Car Park"))
 
 
+def tariff_fixture(app, demo) -> tuple[int, int]:
+    """Give Harbour Car Park a tariff for 2020; return its id and the site's."""
+    from datetime import UTC, datetime
+
+    from cass.models import Site, Tariff
+    from cass.tenancy import tenant_context
+
+    with app.app_context(), tenant_context(demo["demo"]):
+        site = db.session.scalar(select(Site).where(Site.name == "Harbour Car Park"))
+        tariff = Tariff(
+            tenant_id=demo["demo"],
+            site_id=site.id,
+            name="Matrix",
+            currency="EUR",
+            valid_from=datetime(2020, 1, 1, tzinfo=UTC),
+            valid_to=datetime(2021, 1, 1, tzinfo=UTC),
+        )
+        db.session.add(tariff)
+        db.session.commit()
+        return tariff.id, site.id
+
+
 def charger_fixture(app, demo) -> tuple[str, int]:
     """Return the OCPP id of DEMO-1's charger and the id of a new pending command on it."""
     from datetime import UTC, datetime, timedelta
@@ -329,6 +399,7 @@ def test_access_matrix(app, demo, actor, method, path, action, is_object, data):
         client.get("/login" if not ACTORS[actor] else "/account/password").get_data(as_text=True)
     )
     ticket = ticket_fixture(app, demo)
+    tariff = tariff_fixture(app, demo) if "tariff" in path else (0, 0)
     charger = charger_fixture(app, demo) if "{charger}" in path else ("", 0)
     url = path.replace("<name>", "hold").replace("<action>", "Reset").format(
         agent=demo["agent@demo.test"],
@@ -337,6 +408,7 @@ def test_access_matrix(app, demo, actor, method, path, action, is_object, data):
         attachment=ticket["attachment"],
         view=saved_view_fixture(app, demo, actor) if "{view}" in path else "",
         rule=rule_fixture(app, demo) if "{rule}" in path else "",
+        tariff=tariff[0],
         site_id=harbour_site(app),
         charger_id=demo["DEMO-CP-0003"],
         charger=charger[0],
@@ -365,6 +437,7 @@ def test_access_matrix(app, demo, actor, method, path, action, is_object, data):
             "{site_id}": str(harbour_site(app)),
         }
         form = {k: fill.get(v, v) for k, v in (data or {}).items()}
+        form = {k: str(tariff[1]) if v == "{tariff_site}" else v for k, v in form.items()}
         response = client.post(url, data={"csrf_token": token, **form})
     want = expected(actor, method, path, action, is_object)
     assert response.status_code == want, response.get_data(as_text=True)[:500]
@@ -380,6 +453,7 @@ def test_every_route_is_in_the_matrix(app):
             .replace("{vendor}", "<int:vendor_id>")
             .replace("{ticket}", "<key>")
             .replace("{attachment}", "<int:attachment_id>")
+            .replace("{tariff}", "<int:tariff_id>")
             .replace("{view}", "<int:view_id>")
             .replace("{rule}", "<int:rule_id>")
             .replace("{site_id}", "<int:site_id>")

@@ -1,0 +1,1 @@
+"""Charging sessions: the list at /sessions and its CSV at /sessions.csv."""

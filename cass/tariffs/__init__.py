@@ -1,0 +1,1 @@
+"""Tariffs per site (admin): what charging costs, and from when."""
