@@ -21,9 +21,12 @@ from wtforms import (
     StringField,
     URLField,
 )
-from wtforms.validators import URL, DataRequired, Length, NumberRange, Optional
+from wtforms.validators import URL, DataRequired, Length, NumberRange, Optional, ValidationError
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M"
+# Where chargers fetch firmware and send diagnostics: OCPP leaves it to the charger; these are
+# the schemes chargers commonly take.
+URL_SCHEMES = ("http", "https", "ftp", "ftps", "sftp")
 TRIGGERS_16 = (
     "StatusNotification",
     "Heartbeat",
@@ -243,7 +246,7 @@ class UpdateFirmware16(CommandForm):
     disruptive = True
     location = URLField(
         "Firmware URL",
-        validators=[DataRequired(), URL(require_tld=False), Length(max=512)],
+        validators=[DataRequired(), URL(require_tld=False, schemes=URL_SCHEMES), Length(max=512)],
         id="cmd-location",
     )
     retrieveDate = DateTimeLocalField(
@@ -274,7 +277,7 @@ class GetDiagnostics16(CommandForm):
     help = "The charger uploads a diagnostics file to the URL (e.g. ftp://…)."
     location = URLField(
         "Upload URL",
-        validators=[DataRequired(), URL(require_tld=False), Length(max=512)],
+        validators=[DataRequired(), URL(require_tld=False, schemes=URL_SCHEMES), Length(max=512)],
         id="cmd-location",
     )
     startTime = DateTimeLocalField(
@@ -294,7 +297,7 @@ class GetDiagnostics16(CommandForm):
 
     def validate_stopTime(self, field: Field) -> None:
         if field.data and self.startTime.data and field.data <= self.startTime.data:
-            raise ValueError("“To” must be after “From”.")
+            raise ValidationError("“To” must be after “From”.")
 
     def payload(self) -> dict[str, Any]:
         out: dict[str, Any] = {"location": self.location.data.strip()}
