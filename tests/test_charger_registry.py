@@ -301,6 +301,7 @@ def test_charger_page_and_row(app, admin, demo):
     page = admin.get(f"/admin/chargers/{charger}").get_data(as_text=True)
     assert "<html" in page and "DEMO-CP-0003" in page and "Harbour Car Park" in page
     assert "<dt>Key</dt><dd>set</dd>" in page and "<dt>Connectors</dt><dd>2</dd>" in page
+    assert '<a href="/chargers/DEMO-CP-0003">Live status and operations</a>' in page
     row = admin.get(f"/admin/chargers/{charger}", headers=HX).get_data(as_text=True)
     assert row.lstrip().startswith(f'<tr id="charger-{charger}"') and "<html" not in row
 

@@ -98,6 +98,7 @@ def test_agent_reads_sites_but_cannot_change_them(app, client, demo):
     # The agent may not open the registry, so charger ids on a site page are plain text.
     harbour = client.get(f"/sites/{site_id(app, 'Harbour Car Park')}").get_data(as_text=True)
     assert "/admin/chargers/" not in harbour
+    assert 'href="/chargers/DEMO-CP-0003"' in harbour  # the chargers area's page
 
 
 def test_vendor_has_no_sites(client, demo):

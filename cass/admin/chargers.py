@@ -39,7 +39,8 @@ from ocpp_bridge.vocab import REGISTRATIONS
 
 bp = Blueprint("charger_admin", __name__, url_prefix="/admin")
 
-PUBLIC_PAGE = "chargers.page"  # the chargers area's page of one charger, when it exists
+# The chargers area's page of one charger (by OCPP id), under whichever name it has.
+PUBLIC_PAGES = ("chargers.detail", "chargers.page")
 ERRORS_SHOWN = 200
 ROWS_PER_CHUNK = 500
 
@@ -47,8 +48,9 @@ ROWS_PER_CHUNK = 500
 @bp.app_template_global()
 def charger_public_url(ocpp_id: str) -> str | None:
     """Return the chargers area's page of a charger, when that area is installed."""
-    if PUBLIC_PAGE in current_app.view_functions:
-        return url_for(PUBLIC_PAGE, ocpp_id=ocpp_id)
+    for endpoint in PUBLIC_PAGES:
+        if endpoint in current_app.view_functions:
+            return url_for(endpoint, ocpp_id=ocpp_id)
     return None
 
 
