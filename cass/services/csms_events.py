@@ -172,7 +172,7 @@ def authenticate(
             "missing_signature",
             "Send X-CASS-Tenant, X-CASS-Timestamp and X-CASS-Signature headers.",
         )
-    if not timestamp.isdigit() or len(timestamp) > 12:
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
         raise CsmsAuthError("bad_timestamp", "X-CASS-Timestamp must be Unix time in seconds.")
     now = now or datetime.now(UTC)
     if abs(now.timestamp() - int(timestamp)) > REPLAY_WINDOW.total_seconds():

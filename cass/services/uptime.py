@@ -15,9 +15,9 @@ Over a period [start, end), clipped to now (the future is not counted):
 
 One set-based statement computes every charger and connector asked for: each signal (presence,
 connector 0, each connector) is a stream of events, seeded at `start` with its last earlier
-event; a connector's streams are merged, each signal's last value carried forward (count()
-over the stream numbers its runs, bool_or() over a run reads the run's value), and each piece
-between two changes is summed as up, down or unknown.
+event; a connector's streams are merged in one ordered pass that carries each signal's last
+value forward (a running max over the rows that set it), and each piece between two changes is
+summed as up, down or unknown.
 """
 
 from __future__ import annotations
@@ -100,30 +100,30 @@ WITH bounds AS (
   SELECT k.charger_id, k.sig, b.t0, -1, -2, NULL, NULL, NULL
   FROM signals k CROSS JOIN bounds b
   WHERE k.sig > 0
-), runs AS (
-  SELECT s.*,
-         count(presence) OVER w AS presence_run,
-         count(whole) OVER w AS whole_run,
-         count(own) OVER w AS own_run,
-         lead(at, 1, b.t1) OVER w - at AS len
-  FROM stream s CROSS JOIN bounds b
-  WINDOW w AS (PARTITION BY charger_id, connector_no ORDER BY at, id, source
-               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+), ordered AS (
+  SELECT s.*, row_number() OVER (PARTITION BY charger_id, connector_no
+                                 ORDER BY at, id, source) AS ord
+  FROM stream s
 ), pieces AS (
-  SELECT charger_id, connector_no, len,
-         bool_or(presence) OVER (PARTITION BY charger_id, connector_no, presence_run) AS online,
-         bool_or(whole) OVER (PARTITION BY charger_id, connector_no, whole_run) AS whole_up,
-         bool_or(own) OVER (PARTITION BY charger_id, connector_no, own_run) AS own_up
-  FROM runs
+  -- Each signal's value carried forward: the running max of ord * 2 + value over the rows
+  -- that set it is the last one set (value = code % 2; NULL while none was set).
+  SELECT charger_id, connector_no,
+         lead(at, 1, b.t1) OVER w - at AS len,
+         max(CASE WHEN presence IS NOT NULL THEN ord * 2 + presence::int END) OVER w AS online,
+         max(CASE WHEN whole IS NOT NULL THEN ord * 2 + whole::int END) OVER w AS whole_up,
+         max(CASE WHEN own IS NOT NULL THEN ord * 2 + own::int END) OVER w AS own_up
+  FROM ordered CROSS JOIN bounds b
+  WINDOW w AS (PARTITION BY charger_id, connector_no ORDER BY ord
+               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 ), states AS (
   SELECT charger_id, NULL::int AS connector_no, len,
          CASE WHEN up THEN 'up' ELSE 'down' END AS state
   FROM presence
   UNION ALL
   SELECT charger_id, connector_no, len,
-         CASE WHEN online IS FALSE OR whole_up IS FALSE THEN 'down'
+         CASE WHEN online % 2 = 0 OR whole_up % 2 = 0 THEN 'down'
               WHEN own_up IS NULL THEN 'unknown'
-              WHEN own_up THEN 'up' ELSE 'down' END
+              WHEN own_up % 2 = 1 THEN 'up' ELSE 'down' END
   FROM pieces
 ), totals AS (
   SELECT charger_id, connector_no,
