@@ -75,7 +75,6 @@ def _row(charger: Charger, status: int = 200, error: str | None = None) -> BaseR
         "admin/_charger_row.html",
         status,
         row=service.row_of(charger),
-        registration_form=RegistrationForm(),
         error=error,
     )
 
@@ -133,7 +132,6 @@ def index() -> BaseResponse:
         filters=filters,
         counts=service.registration_counts(),
         sites=site_service.site_choices(),
-        registration_form=RegistrationForm(),
     )
 
 
