@@ -411,6 +411,10 @@ class ChargerThread:
         assert self.ready.wait(15), "the simulated charger did not connect"
         return self
 
+    def run(self, coro: Any, timeout: float = 10) -> Any:
+        """Run a coroutine on the charger's loop (e.g. the charger sending a message)."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
     def __exit__(self, *exc: Any) -> None:
         self.loop.call_soon_threadsafe(self.stop.set)
         self.thread.join(15)
