@@ -88,13 +88,12 @@ class WorkflowWorker:
         with self.app.app_context():
             while not self._stop.is_set():
                 progressed = False
-                if process_next_charger_event():
-                    done, progressed = done + 1, True
-                if process_next_csms_event():
-                    done, progressed = done + 1, True
+                for process in (process_next_charger_event, process_next_csms_event):
+                    if process():
+                        done, progressed = done + 1, True
+                        self.processed += 1
                 if not progressed:
                     break
-        self.processed += done
         return done
 
     def _run(self) -> None:

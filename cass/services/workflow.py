@@ -585,7 +585,7 @@ def is_fault(status: str | None, error_code: str | None) -> bool:
 
 _PREVIOUS_STATUS_SQL = text(
     "SELECT status, error_code FROM charger_event "
-    "WHERE charger_id = :charger AND connector_no IS NOT DISTINCT FROM :no AND kind = 'status' "
+    "WHERE charger_id = :charger AND connector_no = :no AND kind = 'status' "
     "AND id < :id ORDER BY at DESC, id DESC LIMIT 1"
 )
 
@@ -644,7 +644,7 @@ def _int(value: Any) -> int | None:
 # the CSMS service, see cass.services.csms_events) does not count.
 _PREVIOUS_CSMS_STATUS_SQL = text(
     "SELECT status, error_code FROM charger_event "
-    "WHERE charger_id = :charger AND connector_no IS NOT DISTINCT FROM :no AND kind = 'status' "
+    "WHERE charger_id = :charger AND connector_no = :no AND kind = 'status' "
     "AND at <= :at AND coalesce(data->>'csms_event_id', '') <> :csms "
     "ORDER BY at DESC, id DESC LIMIT 1"
 )
