@@ -596,3 +596,28 @@ def test_the_scheduler_runs_the_offline_check_under_its_lock(app, demo, database
 def test_old_times_are_in_utc_in_worklogs():
     at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC) + timedelta(0)
     assert facts(at=at).values()["time"] == "2026-01-02 03:04:05 UTC"
+
+
+def test_a_poison_event_is_passed_but_a_database_failure_is_retried(
+    app, demo, database_url, monkeypatch
+):
+    from sqlalchemy.exc import OperationalError
+
+    event = fault(database_url, demo)
+
+    def broken(row):
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(workflow, "facts_for_charger_event", broken)
+    with app.app_context(), pytest.raises(OperationalError):
+        workflow.process_next_charger_event()
+    pending = "SELECT handled_at IS NULL FROM charger_event WHERE id = %s"
+    assert query(database_url, pending, (event,)) == [(True,)]
+
+    def poison(row):
+        raise ValueError("cannot read this event")
+
+    monkeypatch.setattr(workflow, "facts_for_charger_event", poison)
+    assert drain(app) == 1
+    assert query(database_url, pending, (event,)) == [(False,)]
+    assert auto_tickets(database_url) == []

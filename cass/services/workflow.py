@@ -25,7 +25,7 @@ from typing import Any
 
 from flask import g
 from sqlalchemy import select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from cass import lifecycle
 from cass.extensions import db
@@ -790,6 +790,8 @@ def process_next_charger_event() -> bool:
                 claim.execute(_END_OFFLINE_SPELL, {"charger": row["charger_id"], "id": row["id"]})
             else:
                 _feed(facts_for_charger_event, dict(row))
+        except OperationalError:
+            raise  # the database is in trouble: the event stays unhandled for the next try
         except Exception:
             # A poison event must not block the queue; what failed is in the log.
             log.exception("workflow: charger event %s failed; marked handled", row["id"])
@@ -806,6 +808,8 @@ def _process_csms(statement: Any, params: dict[str, Any]) -> list[int] | None:
         runs: list[int] = []
         try:
             runs = _feed(facts_for_csms_event, dict(row))
+        except OperationalError:
+            raise
         except Exception:
             log.exception("workflow: CSMS event %s failed; marked handled", row["id"])
         claim.execute(_MARK_CSMS_EVENT, {"id": row["id"]})
