@@ -132,6 +132,7 @@ class RawCharger:
         self.expect_error = ""
         self.sent_at = 0.0
         self.latency = 0.0
+        self.beater: asyncio.Task[None] | None = None
         self.reader = asyncio.create_task(self.read())
 
     async def read(self) -> None:
@@ -205,9 +206,11 @@ class Worker:
         self.arrivals: dict[str, float] = {}
         self.unexpected = 0
         self.error_samples: list[str] = []
+        self.beats = {"sent": 0, "errors": 0, "closed": 0}
+        self.beat_latencies: list[float] = []
 
     async def op_connect(
-        self, url: str, first: int, count: int, spread: float, compression: bool
+        self, url: str, first: int, count: int, spread: float, compression: bool, heartbeat: float
     ) -> dict[str, Any]:
         """Connect and boot chargers first … first+count-1, spread evenly over `spread` s."""
         from websockets.asyncio.client import connect
@@ -246,6 +249,8 @@ class Worker:
                 return
             times.append((time.perf_counter() - began) * 1000)
             self.chargers.append(charger)
+            if heartbeat > 0:  # from now on, a heartbeat every interval, as after a real boot
+                charger.beater = asyncio.create_task(self.beat(charger, heartbeat))
 
         await asyncio.gather(*(one(n) for n in range(count)))
         return {
@@ -308,29 +313,28 @@ class Worker:
             "error_samples": samples,
         }
 
-    async def op_hold(self, duration: float, heartbeat: float) -> dict[str, Any]:
-        """Keep every charger heartbeating every `heartbeat` s for `duration` s."""
-        loop = asyncio.get_running_loop()
-        end = loop.time() + duration
-        latencies: list[float] = []
-        totals = {"sent": 0, "errors": 0, "closed": 0}
+    async def beat(self, charger: RawCharger, heartbeat: float) -> None:
+        """Heartbeat every `heartbeat` s (the first one within the first interval)."""
+        beats = self.beats
+        await asyncio.sleep(random.random() * heartbeat)
+        while True:
+            beats["sent"] += 1
+            ok = await charger.call(HEARTBEAT)
+            if ok is None:
+                beats["closed"] += 1
+                return
+            if ok:
+                self.beat_latencies.append(charger.latency * 1000)
+            else:
+                beats["errors"] += 1
+            await asyncio.sleep(heartbeat)
 
-        async def beat(charger: RawCharger) -> None:
-            await asyncio.sleep(random.random() * heartbeat)
-            while loop.time() < end:
-                totals["sent"] += 1
-                ok = await charger.call(HEARTBEAT)
-                if ok is None:
-                    totals["closed"] += 1
-                    return
-                if ok:
-                    latencies.append(charger.latency * 1000)
-                else:
-                    totals["errors"] += 1
-                await asyncio.sleep(heartbeat)
-
-        await asyncio.gather(*(beat(c) for c in self.chargers))
-        return {**totals, "latencies_ms": latencies, "held": self.open_count()}
+    async def op_hold(self, duration: float) -> dict[str, Any]:
+        """Hold the connections (heartbeating) for `duration` s; report the heartbeats."""
+        self.beats = {"sent": 0, "errors": 0, "closed": 0}
+        self.beat_latencies = []
+        await asyncio.sleep(duration)
+        return {**self.beats, "latencies_ms": self.beat_latencies, "held": self.open_count()}
 
     def open_count(self) -> int:
         from websockets.protocol import State
@@ -347,6 +351,8 @@ class Worker:
         semaphore = asyncio.Semaphore(500)
 
         async def close(charger: RawCharger) -> None:
+            if charger.beater is not None:
+                charger.beater.cancel()
             async with semaphore:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(charger.ws.close(), 10)
@@ -494,7 +500,13 @@ class Generators:
         return self.ask_all([dict(request) for _ in self.workers])
 
     def connect(
-        self, url: str, first: int, count: int, spread: float, compression: bool = False
+        self,
+        url: str,
+        first: int,
+        count: int,
+        spread: float,
+        compression: bool = False,
+        heartbeat: float = 0,
     ) -> dict[str, Any]:
         """Connect chargers first … first+count-1, split between the workers."""
         share = count // len(self.workers)
@@ -509,6 +521,7 @@ class Generators:
                     "count": n,
                     "spread": spread,
                     "compression": compression,
+                    "heartbeat": heartbeat,
                 }
             )
         started = time.perf_counter()
@@ -963,7 +976,7 @@ def phase_throughput(url: str, workdir: Path, args: argparse.Namespace, out: dic
     with bridge_process(url, workdir, "bridge-throughput", args.profile) as (ws_url, proc):
         gens = Generators(args.workers)
         try:
-            connected = gens.connect(ws_url, 1, args.load_chargers, args.load_chargers / 400)
+            connected = gens.connect(ws_url, 1, args.load_chargers, args.load_chargers / 200)
             check_connected(connected, args.load_chargers)
             calls = connected["calls"]
             meter = CpuMeter(proc.pid, postmaster_pid(args.pgdata_path), gens.pids())
@@ -1026,7 +1039,7 @@ def phase_bare(args: argparse.Namespace, out: dict) -> None:
         with bare_process(tuned) as (ws_url, proc):
             gens = Generators(args.workers)
             try:
-                connected = gens.connect(ws_url, 1, args.load_chargers, args.load_chargers / 400)
+                connected = gens.connect(ws_url, 1, args.load_chargers, args.load_chargers / 200)
                 check_connected(connected, args.load_chargers)
                 throughput_runs(gens, args, label, out, CpuMeter(proc.pid, None, gens.pids()))
                 gens.close()
@@ -1047,7 +1060,12 @@ def phase_connections(url: str, workdir: Path, args: argparse.Namespace, out: di
             meter = CpuMeter(proc.pid, postmaster_pid(args.pgdata_path), gens.pids())
             before = meter.snapshot()
             storm = gens.connect(
-                ws_url, 1, args.storm, args.storm_window, compression=args.compression
+                ws_url,
+                1,
+                args.storm,
+                args.storm_window,
+                compression=args.compression,
+                heartbeat=args.hold_heartbeat,
             )
             after = meter.snapshot()
             storm["cpu_ms"] = {k: (after[k] - before[k]) * 1000 / args.storm for k in after}
@@ -1068,7 +1086,7 @@ def phase_connections(url: str, workdir: Path, args: argparse.Namespace, out: di
             if rest > 0:
                 more = gens.connect(
                     ws_url, args.storm + 1, rest, rest / args.connect_rate,
-                    compression=args.compression,
+                    compression=args.compression, heartbeat=args.hold_heartbeat,
                 )  # fmt: skip
                 log(
                     f"  then {more['connected']:,}/{rest:,} more at {args.connect_rate:g}/s "
@@ -1076,7 +1094,7 @@ def phase_connections(url: str, workdir: Path, args: argparse.Namespace, out: di
                 )
             samples = []
             for worker in gens.workers:
-                worker.send(op="hold", duration=args.hold, heartbeat=args.hold_heartbeat)
+                worker.send(op="hold", duration=args.hold)
             deadline = time.monotonic() + args.hold
             while time.monotonic() < deadline:
                 samples.append(rss_mb(proc.pid)[0])
@@ -1221,7 +1239,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=500, help="closed-loop chargers")
     parser.add_argument("--storm", type=int, default=5000)
     parser.add_argument("--storm-window", type=float, default=60)
-    parser.add_argument("--connect-rate", type=float, default=500, help="after the storm")
+    parser.add_argument("--connect-rate", type=float, default=100, help="after the storm")
     parser.add_argument("--hold", type=float, default=30, help="seconds to hold")
     parser.add_argument("--hold-heartbeat", type=float, default=60)
     parser.add_argument("--commands", type=int, default=200)
