@@ -297,7 +297,7 @@ def test_message_log_pretty_prints_newest_first(agent, database_url):
     ids = messages_fixture(database_url)
     html = agent.get(f"/chargers/{CP}").get_data(as_text=True)
     assert MESSAGE_RE.findall(html) == [str(i) for i in reversed(ids)]
-    pretty = escape(json.dumps({"connectorId": 1}, indent=2))
+    pretty = escape(json.dumps({"connectorId": 1}, indent=4))  # as jsonb_pretty writes it
     assert f'<pre class="json">{pretty}</pre>' in html
     assert "⇠ in" in html and "⇢ out" in html
 

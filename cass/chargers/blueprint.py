@@ -11,6 +11,26 @@ from flask import Blueprint
 
 bp = Blueprint("chargers", __name__)
 
+# How a connector status looks: free, in use, broken (anything else: idle). A Jinja global, so
+# macros imported without the context see it too.
+CONNECTOR_TONES = {
+    "Available": "ok",
+    "Faulted": "bad",
+    **{
+        status: "busy"
+        for status in (
+            "Preparing",
+            "Charging",
+            "SuspendedEVSE",
+            "SuspendedEV",
+            "Finishing",
+            "Occupied",
+            "Reserved",
+        )
+    },
+}
+bp.add_app_template_global(CONNECTOR_TONES, "connector_tones")
+
 
 @bp.app_template_filter("utc")
 def utc(value: datetime | None, seconds: bool = False) -> str:

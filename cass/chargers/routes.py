@@ -107,7 +107,11 @@ def index() -> BaseResponse:
     response = render(
         "chargers/_list_table.html",
         status=status,
-        counts=charger_list.state_counts(actor, query),
+        counts=(
+            charger_list.state_counts(actor, query)
+            if error
+            else charger_list.counts_for(actor, query, listing)
+        ),
         **context,
     )
     return _push_url(response, url_for("chargers.index", **query.params(through=None)))
@@ -132,15 +136,15 @@ def _connector_numbers(states: list[charger_page.ConnectorState]) -> list[int]:
 
 def live_context(charger: Charger) -> dict[str, Any]:
     """Return what the live parts of the page render: state, connectors, commands, jobs."""
-    actor = _actor()
+    state = charger_page.live_state(_actor(), charger)
     return {
         "charger": charger,
-        "head": charger_page.header(charger),
-        "connectors": charger_page.connector_states(charger),
-        "commands": charger_page.commands(charger),
-        "firmware_jobs": charger_page.firmware_jobs(charger),
-        "diagnostics": charger_page.diagnostics(charger),
-        "tickets": charger_page.tickets_of(actor, charger),
+        "head": state.head,
+        "connectors": state.connectors,
+        "commands": state.commands,
+        "firmware_jobs": state.firmware_jobs,
+        "diagnostics": state.diagnostics,
+        "tickets": state.tickets,
         "site_url": _site_url(charger.site_id),
         "now": datetime.now(UTC),
     }

@@ -361,51 +361,67 @@ class StateCounts:
     chargers: int
     online: int
     faulted: int  # chargers with a Faulted connector
-    # status -> (connectors in it, chargers with a connector in it)
-    connectors: dict[str, tuple[int, int]]
+    connectors: dict[str, int]  # connectors per status
 
     @property
     def offline(self) -> int:
         """Return how many chargers are offline."""
         return self.chargers - self.online
 
-    def connector_states(self) -> list[tuple[str, int, int]]:
-        """Return (status, connectors, chargers) in the usual order of states, present ones."""
+    def connector_states(self) -> list[tuple[str, int]]:
+        """Return (status, connectors) in the usual order of states, for the present ones."""
         known = [s for s in CONNECTOR_STATUSES if s in self.connectors]
         others = sorted(s for s in self.connectors if s not in CONNECTOR_STATUSES)
-        return [(s, *self.connectors[s]) for s in known + others]
+        return [(s, self.connectors[s]) for s in known + others]
 
 
 def state_counts(actor: User, query: ChargerQuery) -> StateCounts:
-    """Count the chargers matching every filter but the state ones, by state, in one select."""
+    """Count the chargers matching every filter but the state ones, by state, in one select.
+
+    Three aggregates: the chargers (all, online), their connectors per status (hashed, no
+    sort), and the chargers with a Faulted connector (only those rows made distinct).
+    Unfiltered, each is one scan of the tenant's rows; filtered, the chargers are selected once
+    and the connectors matched against them.
+    """
     tenant = current_tenant_id()
-    fleet = select(Charger.id, Charger.online).where(*_base_criteria(actor, query)).cte("fleet")
-    by_status = (
-        select(
-            Connector.status.label("status"),
-            func.count().label("n"),
-            func.count(distinct(Connector.charger_id)).label("chargers"),
-        )
-        .join(fleet, fleet.c.id == Connector.charger_id)
-        .where(Connector.tenant_id == tenant)
-        .group_by(Connector.status)
-        .subquery()
+    base = _base_criteria(actor, query)
+    k = Connector
+    on: list[ColumnElement[bool]] = [k.tenant_id == tenant]
+    chargers = select(
+        func.json_build_array(func.count(), func.count().filter(Charger.online))
+    ).where(*base)
+    if len(base) > 1:  # more than the tenant: filters (a search, say), or a vendor's chargers
+        # Evaluated once (a CTE used three times is materialized), not once per aggregate.
+        fleet = select(Charger.id, Charger.online).where(*base).cte("fleet")
+        chargers = select(
+            func.json_build_array(func.count(), func.count().filter(fleet.c.online))
+        ).select_from(fleet)
+        on.append(k.charger_id.in_(select(fleet.c.id)))
+    per_status = select(k.status.label("status"), func.count().label("n")).where(*on)
+    per_status = per_status.group_by(k.status).subquery()
+    statuses = select(func.json_object_agg(per_status.c.status, per_status.c.n))
+    faulted = select(func.count(distinct(k.charger_id))).where(*on, k.status == "Faulted")
+    stmt = select(chargers.scalar_subquery(), statuses.scalar_subquery(), faulted.scalar_subquery())
+    (total, online), found, faulted_chargers = db.session.connection().execute(stmt).one()
+    return StateCounts(total, online, faulted_chargers, dict(found or {}))
+
+
+def counts_for(actor: User, query: ChargerQuery, listing: ChargerPage) -> StateCounts:
+    """Return the state counts for the list: from the rows themselves when they are the whole
+    filtered fleet (no state filter, no cursor to skip rows, nothing after them), else
+    counted by the database (state_counts)."""
+    if query.after or _state_criteria(query) or listing.next_after is not None:
+        return state_counts(actor, query)
+    connectors: dict[str, int] = {}
+    for row in listing.rows:
+        for _, status, _ in row.connectors:
+            connectors[status] = connectors.get(status, 0) + 1
+    return StateCounts(
+        len(listing.rows),
+        sum(1 for row in listing.rows if row.online),
+        sum(1 for row in listing.rows if row.faulted),
+        connectors,
     )
-    statuses = select(
-        func.json_object_agg(
-            by_status.c.status, func.json_build_array(by_status.c.n, by_status.c.chargers)
-        )
-    ).scalar_subquery()
-    stmt = select(
-        select(func.count()).select_from(fleet).scalar_subquery(),
-        select(func.count()).select_from(fleet).where(fleet.c.online).scalar_subquery(),
-        statuses,
-    )
-    total, online, found = db.session.connection().execute(stmt).one()
-    found = found or {}
-    connectors = {status: (n, chargers) for status, (n, chargers) in found.items()}
-    faulted = connectors.get("Faulted", (0, 0))[1]
-    return StateCounts(total, online, faulted, connectors)
 
 
 @dataclass(frozen=True)
@@ -418,28 +434,32 @@ class FilterChoices:
 
 
 def filter_choices(actor: User) -> FilterChoices:
-    """Return the sites, models and firmware versions to filter by, in one select."""
+    """Return the sites, models and firmware versions to filter by, in one select (the models
+    and firmware from one scan of the user's chargers, grouped by both)."""
     tenant = current_tenant_id()
-    seen = visible_criteria(actor)
-
-    def distinct_values(column: Any) -> Any:
-        values = select(column.label("v")).where(*seen, column.is_not(None)).distinct().subquery()
-        return select(
-            func.json_agg(aggregate_order_by(values.c.v, values.c.v), type_=JSON)
-        ).scalar_subquery()
-
+    pairs = (
+        select(Charger.model.label("model"), Charger.firmware.label("firmware"))
+        .where(*visible_criteria(actor))
+        .group_by(Charger.model, Charger.firmware)
+        .subquery()
+    )
+    seen = select(func.json_agg(func.json_build_array(pairs.c.model, pairs.c.firmware), type_=JSON))
     sites = select(
         func.json_agg(
             aggregate_order_by(func.json_build_array(Site.id, Site.name), Site.name, Site.id),
             type_=JSON,
         )
     ).where(Site.tenant_id == tenant)
-    stmt = select(
-        sites.scalar_subquery(), distinct_values(Charger.model), distinct_values(Charger.firmware)
+    found_sites, found = (
+        db.session.connection()
+        .execute(select(sites.scalar_subquery(), seen.scalar_subquery()))
+        .one()
     )
-    found_sites, models, firmware = db.session.connection().execute(stmt).one()
+    found = found or []
     return FilterChoices(
-        [(ident, name) for ident, name in found_sites or []], models or [], firmware or []
+        [(ident, name) for ident, name in found_sites or []],
+        sorted({model for model, _ in found if model is not None}),
+        sorted({firmware for _, firmware in found if firmware is not None}),
     )
 
 
@@ -458,4 +478,5 @@ def list_screen(actor: User, query: ChargerQuery) -> ListScreen:
         listing, bad = list_page(actor, query), False
     except BadCursor:
         listing, bad = ChargerPage(query, [], None), True
-    return ListScreen(state_counts(actor, query), listing, bad)
+    counts = state_counts(actor, query) if bad else counts_for(actor, query, listing)
+    return ListScreen(counts, listing, bad)

@@ -17,7 +17,6 @@ user has loaded, so a refresh keeps what "Load older" added.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -27,7 +26,20 @@ from typing import Any
 
 from ocpp.v16.enums import Action as Action16
 from ocpp.v201.enums import Action as Action201
-from sqlalchemy import ColumnElement, Select, and_, event, func, or_, select, tuple_
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Select,
+    String,
+    and_,
+    cast,
+    event,
+    func,
+    null,
+    or_,
+    select,
+    tuple_,
+)
 
 from cass.extensions import db
 from cass.models import (
@@ -40,13 +52,14 @@ from cass.models import (
     FirmwareJob,
     OcppMessage,
     Site,
+    Tenant,
     Ticket,
     User,
     Vendor,
 )
 from cass.services import charger_commands
 from cass.services.audit import audit
-from cass.services.tickets import format_key, tenant_prefix, visible
+from cass.services.tickets import format_key, visible
 from cass.tenancy import current_tenant_id
 
 TIMELINE_PAGE = 25
@@ -209,24 +222,25 @@ def parse_page_query(args: Mapping[str, Any]) -> PageQuery:
 
 
 @dataclass(frozen=True)
+class SiteView:
+    """The charger's site as the page shows it."""
+
+    id: int
+    name: str
+    address: str | None
+    lat: str | None  # as stored (numeric), for the map link
+    lon: str | None
+    contact_name: str | None
+    contact_phone: str | None
+
+
+@dataclass(frozen=True)
 class Header:
     """What the page's head shows: the charger, its site and the vendor servicing it."""
 
     charger: Charger
-    site: Site
+    site: SiteView
     vendor: str | None
-
-
-def header(charger: Charger) -> Header:
-    """Return the charger with its site and vendor name (one select)."""
-    tenant = current_tenant_id()
-    vendor = select(Vendor.name).where(Vendor.tenant_id == tenant, Vendor.id == charger.vendor_id)
-    row = db.session.execute(
-        select(Site, vendor.scalar_subquery()).where(
-            Site.tenant_id == tenant, Site.id == charger.site_id
-        )
-    ).one()
-    return Header(charger, row[0], row[1])
 
 
 @dataclass(frozen=True)
@@ -239,30 +253,38 @@ class ConnectorState:
     since: datetime | None
 
 
-def connector_states(charger: Charger) -> list[ConnectorState]:
-    """Return the charger-wide status (if the charger reported one lately) and each connector."""
-    tenant = current_tenant_id()
+def _charger_wide(charger: Charger) -> Select[Any]:
+    """Return a select of the newest connector-0 status among the charger's newest events."""
     e = ChargerEvent
     recent = (
         select(e.id, e.at, e.connector_no, e.kind, e.status, e.error_code)
-        .where(e.tenant_id == tenant, e.charger_id == charger.id)
+        .where(e.tenant_id == current_tenant_id(), e.charger_id == charger.id)
         .order_by(e.at.desc())
         .limit(CHARGER_STATUS_LOOKBACK)
         .subquery()
     )
-    whole = db.session.execute(
+    return (
         select(recent.c.status, recent.c.error_code, recent.c.at)
         .where(recent.c.connector_no == 0, recent.c.kind == "status")
         .order_by(recent.c.at.desc(), recent.c.id.desc())
         .limit(1)
-    ).first()
+    )
+
+
+def _connectors(charger: Charger) -> Select[Any]:
+    k = Connector
+    return (
+        select(k.connector_no, k.status, k.error_code, k.updated_at)
+        .where(k.tenant_id == current_tenant_id(), k.charger_id == charger.id)
+        .order_by(k.connector_no)
+    )
+
+
+def connector_states(charger: Charger) -> list[ConnectorState]:
+    """Return the charger-wide status (if the charger reported one lately) and each connector."""
+    whole = db.session.connection().execute(_charger_wide(charger)).first()
     states = [ConnectorState(0, *whole)] if whole else []
-    rows = db.session.execute(
-        select(Connector.connector_no, Connector.status, Connector.error_code, Connector.updated_at)
-        .where(Connector.tenant_id == tenant, Connector.charger_id == charger.id)
-        .order_by(Connector.connector_no)
-    ).all()
-    return states + [ConnectorState(*row) for row in rows]
+    return states + [ConnectorState(*row) for row in _rows(_connectors(charger))]
 
 
 # --- timeline -------------------------------------------------------------------------------
@@ -281,27 +303,40 @@ class Panel:
     window_ended: bool = False  # no more matches in WINDOW rows; "Search older" continues
 
 
+def _rows(stmt: Select[Any]) -> list[Any]:
+    """Return the rows of a select of columns, run on the session's connection (bound to the
+    tenant): the ORM's part of session.execute() costs more than these small selects."""
+    return list(db.session.connection().execute(stmt).all())
+
+
 def _windowed(
     base: Select[Any],
     at: str,
-    match: list[ColumnElement[bool]],
+    match: list[Any],
     limit: int,
+    project: Any = None,
 ) -> Panel:
     """Return up to `limit` rows of `base` (ordered newest first, already after the cursor)
-    matching `match`, looking at no more than WINDOW rows of it."""
+    matching `match` (functions of the window's columns), looking at no more than WINDOW rows
+    of it. `project` picks the output columns from the window's (default: all)."""
     window = base.limit(WINDOW).subquery()
     w = window.c
-    wheres = [clause(w) for clause in match]  # type: ignore[operator]
-    rows = db.session.execute(
-        select(window).where(*wheres).order_by(w[at].desc(), w.id.desc()).limit(limit + 1)
-    ).all()
+    wheres = [clause(w) for clause in match]
+    columns = project(w) if project else [window]
+    rows = _rows(
+        select(*columns).where(*wheres).order_by(w[at].desc(), w.id.desc()).limit(limit + 1)
+    )
     if len(rows) > limit:
         last = rows[limit - 1]
         return Panel(rows[:limit], encode_cursor(getattr(last, at), last.id))
     # Fewer matches than a page: was the window full? Then older rows remain unsearched.
-    edge = db.session.execute(
-        select(w[at], w.id, func.count().over()).order_by(w[at].asc(), w.id.asc()).limit(1)
-    ).first()
+    edge = (
+        db.session.connection()
+        .execute(
+            select(w[at], w.id, func.count().over()).order_by(w[at].asc(), w.id.asc()).limit(1)
+        )
+        .first()
+    )
     if edge is None or edge[2] < WINDOW:
         return Panel(rows, None)
     return Panel(rows, encode_cursor(edge[0], edge[1]), window_ended=True)
@@ -320,12 +355,11 @@ def _through(
     """Return the rows of `stmt` from the newest down to the cursor `through` (a live refresh
     of what was loaded, at most MAX_THROUGH); "older" continues from the cursor if `base` (the
     unfiltered rows, so this stays one indexed row) has anything older."""
-    rows = db.session.execute(
-        stmt.where(_not_older_than(at, ident, through)).limit(MAX_THROUGH + 1)
-    ).all()
+    rows = _rows(stmt.where(_not_older_than(at, ident, through)).limit(MAX_THROUGH + 1))
     if len(rows) > MAX_THROUGH:
         return _cut(rows, MAX_THROUGH, name)
-    older = db.session.execute(base.where(_older_than(at, ident, through)).limit(1)).first()
+    older = db.session.connection().execute(base.where(_older_than(at, ident, through)).limit(1))
+    older = older.first()
     return Panel(rows, through if older is not None else None)
 
 
@@ -360,7 +394,7 @@ def timeline(charger: Charger, query: PageQuery) -> Panel:
         return _through(shown, stmt, e.at, e.id, "at", query.tl_through)
     if query.tl == "all":
         paged = _paged(stmt, e.at, e.id, query.tl_after, TIMELINE_PAGE)
-        return _cut(db.session.execute(paged).all(), TIMELINE_PAGE, "at")
+        return _cut(_rows(paged), TIMELINE_PAGE, "at")
     if query.tl_after:
         stmt = stmt.where(_older_than(e.at, e.id, query.tl_after))
     match = (
@@ -392,31 +426,37 @@ class MessageRow:
         return MESSAGE_TYPES.get(self.message_type or 0, "?")
 
 
-def pretty_json(value: Any) -> str:
-    """Return a payload as indented JSON, cut at MAX_PAYLOAD_SHOWN characters."""
-    if value is None:
+def _cut_text(text: str | None) -> str:
+    if text is None:
         return ""
-    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False)
     if len(text) > MAX_PAYLOAD_SHOWN:
         return text[:MAX_PAYLOAD_SHOWN] + "\n… (cut: the payload is longer)"
     return text
+
+
+def _message_columns(m: Any) -> list[Any]:
+    """Return the columns a message row shows, the payload pretty-printed by Postgres (in C,
+    for the shown rows only) and cut one character past what is shown."""
+    pretty = func.left(func.jsonb_pretty(m.payload), MAX_PAYLOAD_SHOWN + 1)
+    return [
+        m.id,
+        m.at,
+        m.direction,
+        m.message_type,
+        m.message_id,
+        m.action,
+        pretty.label("payload"),
+        m.error_code,
+        m.error_description,
+    ]
 
 
 def messages(charger: Charger, query: PageQuery) -> Panel:
     """Return a page of the charger's OCPP frames, newest first, filtered by `query`."""
     m = OcppMessage
     stmt = (
-        select(
-            m.id,
-            m.at,
-            m.direction,
-            m.message_type,
-            m.message_id,
-            m.action,
-            m.payload,
-            m.error_code,
-            m.error_description,
-        )
+        select(m.id, m.at, m.direction, m.message_type, m.message_id, m.action)
+        .add_columns(m.payload, m.error_code, m.error_description)
         .where(m.tenant_id == current_tenant_id(), m.charger_id == charger.id)
         .order_by(m.at.desc(), m.id.desc())
     )
@@ -433,9 +473,10 @@ def messages(charger: Charger, query: PageQuery) -> Panel:
     if query.msg_dir:
         match.append(lambda w: w.direction == query.msg_dir)
     if match:
-        panel = _windowed(stmt, "at", match, MESSAGE_PAGE)
+        panel = _windowed(stmt, "at", match, MESSAGE_PAGE, _message_columns)
     else:
-        panel = _cut(db.session.execute(stmt.limit(MESSAGE_PAGE + 1)).all(), MESSAGE_PAGE, "at")
+        shown = stmt.with_only_columns(*_message_columns(m)).limit(MESSAGE_PAGE + 1)
+        panel = _cut(_rows(shown), MESSAGE_PAGE, "at")
     rows = [
         MessageRow(
             r.id,
@@ -444,7 +485,7 @@ def messages(charger: Charger, query: PageQuery) -> Panel:
             r.message_type,
             r.message_id,
             r.action,
-            pretty_json(r.payload),
+            _cut_text(r.payload),
             r.error_code,
             r.error_description,
         )
@@ -503,7 +544,7 @@ def sessions(charger: Charger, query: PageQuery) -> Panel:
         panel = _through(stmt, stmt, s.started_at, s.id, "started_at", query.ss_through)
     else:
         paged = _paged(stmt, s.started_at, s.id, query.ss_after, SESSION_PAGE)
-        panel = _cut(db.session.execute(paged).all(), SESSION_PAGE, "started_at")
+        panel = _cut(_rows(paged), SESSION_PAGE, "started_at")
     return Panel([SessionRow(*r) for r in panel.rows], panel.next_after)
 
 
@@ -521,51 +562,38 @@ class TicketRow:
     updated_at: datetime
 
 
-def tickets_of(actor: User, charger: Charger) -> list[TicketRow]:
-    """Return the newest tickets on the charger that `actor` may see."""
-    prefix = tenant_prefix()
-    stmt = (
-        visible(actor)
-        .with_only_columns(Ticket.number, Ticket.title, Ticket.status, Ticket.priority)
-        .add_columns(Ticket.updated_at)
-        .where(Ticket.charger_id == charger.id)
-        .order_by(Ticket.updated_at.desc(), Ticket.id.desc())
-        .limit(SIDE_PANEL)
-    )
-    return [
-        TicketRow(format_key(prefix, number), title, status, priority, updated)
-        for number, title, status, priority, updated in db.session.execute(stmt)
-    ]
+@dataclass(frozen=True)
+class JobRow:
+    """A firmware job or diagnostics request (file_name: diagnostics only)."""
+
+    id: int
+    status: str
+    location: str
+    retrieve_at: datetime | None
+    file_name: str | None
+    created_at: datetime
+    updated_at: datetime
 
 
-def firmware_jobs(charger: Charger) -> list[FirmwareJob]:
-    """Return the charger's newest firmware jobs."""
-    stmt = (
-        select(FirmwareJob)
-        .where(FirmwareJob.tenant_id == current_tenant_id(), FirmwareJob.charger_id == charger.id)
-        .order_by(FirmwareJob.id.desc())
-        .limit(SIDE_PANEL)
-    )
-    return list(db.session.scalars(stmt))
+@dataclass(frozen=True)
+class CommandView:
+    """A command as the page shows it."""
 
-
-def diagnostics(charger: Charger) -> list[DiagnosticsRequest]:
-    """Return the charger's newest diagnostics requests."""
-    d = DiagnosticsRequest
-    stmt = (
-        select(d)
-        .where(d.tenant_id == current_tenant_id(), d.charger_id == charger.id)
-        .order_by(d.id.desc())
-        .limit(SIDE_PANEL)
-    )
-    return list(db.session.scalars(stmt))
+    id: int
+    action: str
+    payload: dict[str, Any]
+    status: str
+    created_at: datetime
+    finished_at: datetime | None
+    result: Any
+    error: str | None
 
 
 @dataclass(frozen=True)
 class CommandRow:
     """A queued command with the name of who queued it."""
 
-    command: ChargerCommand
+    command: CommandView | ChargerCommand
     by: str | None
 
     @property
@@ -584,17 +612,144 @@ class CommandRow:
         return [str(k) for k in result.get("unknownKey") or []] if isinstance(result, dict) else []
 
 
-def commands(charger: Charger) -> list[CommandRow]:
-    """Return the charger's newest commands and who queued each (one select)."""
+def _commands(charger: Charger) -> Select[Any]:
     c = ChargerCommand
-    stmt = (
-        select(c, User.name)
+    return (
+        select(
+            c.id,
+            c.action,
+            c.payload,
+            c.status,
+            c.created_at,
+            c.finished_at,
+            c.result,
+            c.error,
+            User.name.label("by"),
+        )
         .outerjoin(User, and_(User.id == c.created_by_id, User.tenant_id == c.tenant_id))
         .where(c.tenant_id == current_tenant_id(), c.charger_id == charger.id)
         .order_by(c.created_at.desc(), c.id.desc())
         .limit(SIDE_PANEL)
     )
-    return [CommandRow(command, name) for command, name in db.session.execute(stmt)]
+
+
+def commands(charger: Charger) -> list[CommandRow]:
+    """Return the charger's newest commands and who queued each (one select)."""
+    return [CommandRow(CommandView(*row[:8]), row[8]) for row in _rows(_commands(charger))]
+
+
+@dataclass(frozen=True)
+class LiveState:
+    """The parts of the page that change while it is open."""
+
+    head: Header
+    connectors: list[ConnectorState]
+    commands: list[CommandRow]
+    firmware_jobs: list[JobRow]
+    diagnostics: list[JobRow]
+    tickets: list[TicketRow]
+
+
+def _json_rows(stmt: Select[Any]) -> Any:
+    """Return a scalar subquery of `stmt`'s rows as one JSON array of arrays, in its order."""
+    rows = stmt.subquery()
+    return select(func.json_agg(func.json_build_array(*rows.c), type_=JSON)).scalar_subquery()
+
+
+def _moment(value: str | None) -> datetime | None:
+    """Read a timestamp from JSON (Postgres writes ISO 8601 with the offset)."""
+    return datetime.fromisoformat(value) if value else None
+
+
+def live_state(actor: User, charger: Charger) -> LiveState:
+    """Return the site, vendor, connectors, commands, jobs and tickets in one select.
+
+    Each part is a scalar subquery on an index that starts with the charger (or a primary key),
+    aggregated to JSON: one round trip instead of eight.
+    """
+    tenant = current_tenant_id()
+    site = select(
+        Site.id,
+        Site.name,
+        Site.address,
+        cast(Site.lat, String),
+        cast(Site.lon, String),
+        Site.contact_name,
+        Site.contact_phone,
+    ).where(Site.tenant_id == tenant, Site.id == charger.site_id)
+    vendor = select(Vendor.name).where(Vendor.tenant_id == tenant, Vendor.id == charger.vendor_id)
+    j, d = FirmwareJob, DiagnosticsRequest
+    jobs = (
+        select(j.id, j.status, j.location, j.retrieve_at, null(), j.created_at, j.updated_at)
+        .where(j.tenant_id == tenant, j.charger_id == charger.id)
+        .order_by(j.id.desc())
+        .limit(SIDE_PANEL)
+    )
+    requests = (
+        select(d.id, d.status, d.location, null(), d.file_name, d.created_at, d.updated_at)
+        .where(d.tenant_id == tenant, d.charger_id == charger.id)
+        .order_by(d.id.desc())
+        .limit(SIDE_PANEL)
+    )
+    tickets = (
+        visible(actor)
+        .with_only_columns(Ticket.number, Ticket.title, Ticket.status, Ticket.priority)
+        .add_columns(Ticket.updated_at)
+        .where(Ticket.charger_id == charger.id)
+        .order_by(Ticket.updated_at.desc(), Ticket.id.desc())
+        .limit(SIDE_PANEL)
+    )
+    prefix = select(Tenant.key_prefix).where(Tenant.id == tenant).scalar_subquery()
+    found = (
+        db.session.connection()
+        .execute(
+            select(
+                _json_rows(site),
+                vendor.scalar_subquery(),
+                _json_rows(_charger_wide(charger)),
+                _json_rows(_connectors(charger)),
+                _json_rows(_commands(charger)),
+                _json_rows(jobs),
+                _json_rows(requests),
+                _json_rows(tickets),
+                prefix,
+            )
+        )
+        .one()
+    )
+    (site_row, vendor_name, whole, connectors, queued, fw, diag, ticket_rows, key_prefix) = found
+    states = [ConnectorState(0, s, e, _moment(at)) for s, e, at in whole or []]
+    states += [ConnectorState(n, s, e, _moment(at)) for n, s, e, at in connectors or []]
+
+    def job(row: list[Any]) -> JobRow:
+        ident, status, location, retrieve, file_name, created, updated = row
+        return JobRow(
+            ident,
+            status,
+            location,
+            _moment(retrieve),
+            file_name,
+            _moment(created),
+            _moment(updated),
+        )
+
+    return LiveState(
+        head=Header(charger, SiteView(*site_row[0]), vendor_name),
+        connectors=states,
+        commands=[
+            CommandRow(
+                CommandView(i, a, p, st, _moment(c), _moment(f), r, e),  # type: ignore[arg-type]
+                by,
+            )
+            for i, a, p, st, c, f, r, e, by in queued or []
+        ],
+        firmware_jobs=[job(row) for row in fw or []],
+        diagnostics=[job(row) for row in diag or []],
+        tickets=[
+            TicketRow(format_key(key_prefix, number), title, status, priority, _moment(updated))
+            for number, title, status, priority, updated in ticket_rows or []
+        ],
+    )
 
 
 def open_session_ids(charger: Charger) -> list[int]:
