@@ -274,9 +274,7 @@ def scheduler_command() -> None:
     run_scheduler()
 
 
-@cli.command(
-    "bridge", context_settings={"ignore_unknown_options": True, "allow_extra_args": True}
-)
+@cli.command("bridge", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.pass_context
 def bridge_command(ctx: click.Context) -> None:
     """Run the OCPP bridge on this instance's database (options as python -m ocpp_bridge)."""

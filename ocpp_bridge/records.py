@@ -515,3 +515,5 @@ async def job_status(
     await record_event(
         conn, charger, "firmware" if table == "firmware_job" else "diagnostics", status=status
     )
+    if table == "firmware_job":  # wakes the workflow worker: a failed update opens a ticket
+        await notify_live(conn, charger, firmware=status)

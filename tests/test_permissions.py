@@ -401,18 +401,22 @@ def test_access_matrix(app, demo, actor, method, path, action, is_object, data):
     ticket = ticket_fixture(app, demo)
     tariff = tariff_fixture(app, demo) if "tariff" in path else (0, 0)
     charger = charger_fixture(app, demo) if "{charger}" in path else ("", 0)
-    url = path.replace("<name>", "hold").replace("<action>", "Reset").format(
-        agent=demo["agent@demo.test"],
-        vendor=demo["vendor:Demo Field Services"],
-        ticket="DEMO-1",
-        attachment=ticket["attachment"],
-        view=saved_view_fixture(app, demo, actor) if "{view}" in path else "",
-        rule=rule_fixture(app, demo) if "{rule}" in path else "",
-        tariff=tariff[0],
-        site_id=harbour_site(app),
-        charger_id=demo["DEMO-CP-0003"],
-        charger=charger[0],
-        command=charger[1],
+    url = (
+        path.replace("<name>", "hold")
+        .replace("<action>", "Reset")
+        .format(
+            agent=demo["agent@demo.test"],
+            vendor=demo["vendor:Demo Field Services"],
+            ticket="DEMO-1",
+            attachment=ticket["attachment"],
+            view=saved_view_fixture(app, demo, actor) if "{view}" in path else "",
+            rule=rule_fixture(app, demo) if "{rule}" in path else "",
+            tariff=tariff[0],
+            site_id=harbour_site(app),
+            charger_id=demo["DEMO-CP-0003"],
+            charger=charger[0],
+            command=charger[1],
+        )
     )
     if method == "GET":
         response = client.get(
