@@ -552,6 +552,7 @@ class Generators:
         meter: CpuMeter | None = None,
     ) -> dict[str, Any]:
         before = meter.snapshot() if meter else {}
+        pressure_before = cpu_pressure()
         start_at = time.time() + 1.0
         share = chargers // len(self.workers) if chargers else 0
         replies = self.ask_each(
@@ -577,6 +578,7 @@ class Generators:
         return {
             **totals,
             "cpu_us": cpu,
+            "pressure": cpu_pressure_since(pressure_before),
             "rate": totals["answered"] / window,
             "p50": percentile(latencies, 0.50),
             "p99": percentile(latencies, 0.99),
@@ -588,6 +590,21 @@ class Generators:
     def stop(self) -> None:
         for worker in self.workers:
             worker.stop()
+
+
+def cpu_pressure() -> tuple[float, float]:
+    """(time, microseconds some task waited for a CPU) from /proc/pressure/cpu."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+        return time.monotonic(), float(line.rsplit("total=", 1)[1])
+    return time.monotonic(), float("nan")
+
+
+def cpu_pressure_since(before: tuple[float, float]) -> float:
+    """The share of the time since `before` in which some task waited for a CPU (0 to 1): how
+    crowded the machine was, by this benchmark and by whatever else ran on it."""
+    now, total = cpu_pressure()
+    return (total - before[1]) / 1e6 / max(now - before[0], 1e-9)
 
 
 class CpuMeter:
@@ -965,7 +982,8 @@ def throughput_runs(
             cpu = run_result["cpu_us"]
             log(
                 f"    CPU per call ({name} loop): server {cpu['server']:.0f} µs, "
-                f"postgres {cpu['postgres']:.0f} µs, generators {cpu['generators']:.0f} µs"
+                f"postgres {cpu['postgres']:.0f} µs, generators {cpu['generators']:.0f} µs; "
+                f"CPU pressure {100 * run_result['pressure']:.0f} %"
             )
 
 
@@ -1132,6 +1150,11 @@ def median_of(runs: list[dict], mode: str, key: str) -> float:
     return statistics.median(run[mode][key] for run in runs)
 
 
+def cpu_of(runs: list[dict], group: str) -> float:
+    """Median CPU µs per call of a process group, over open and closed runs."""
+    return statistics.median(run[mode]["cpu_us"][group] for run in runs for mode in run)
+
+
 def report(args: argparse.Namespace, out: dict) -> None:
     log("\n=== OCPP bridge benchmark ===")
     log(
@@ -1142,9 +1165,9 @@ def report(args: argparse.Namespace, out: dict) -> None:
     log("")
     log(
         f"| server | offered {args.rate:,.0f}/s: answered/s | p50 ms | p99 ms | closed loop "
-        f"({args.concurrency}) msg/s | p50 ms | p99 ms |"
+        f"({args.concurrency}) msg/s | p50 ms | p99 ms | server CPU µs/call | + Postgres |"
     )
-    log("|---|---|---|---|---|---|---|")
+    log("|---|---|---|---|---|---|---|---|---|")
     names = {
         "bridge": "CASS bridge (Postgres, every frame logged)",
         "bare": "ocpp library tutorial server (as shipped)",
@@ -1158,7 +1181,14 @@ def report(args: argparse.Namespace, out: dict) -> None:
             f"| {names[label]} | {median_of(runs, 'open', 'rate'):,.0f} | "
             f"{median_of(runs, 'open', 'p50'):.1f} | {median_of(runs, 'open', 'p99'):.1f} | "
             f"{median_of(runs, 'closed', 'rate'):,.0f} | {median_of(runs, 'closed', 'p50'):.1f} "
-            f"| {median_of(runs, 'closed', 'p99'):.1f} |"
+            f"| {median_of(runs, 'closed', 'p99'):.1f} | {cpu_of(runs, 'server'):.0f} | "
+            f"{cpu_of(runs, 'postgres'):.0f} |"
+        )
+    pressures = [r[m]["pressure"] for label in names for r in out.get(label, []) for m in r]
+    if pressures:
+        log(
+            f"\nCPU pressure during the load runs (share of time some task waited for a CPU): "
+            f"median {100 * statistics.median(pressures):.0f} %, max {100 * max(pressures):.0f} %"
         )
     log("")
     targets = []
@@ -1184,8 +1214,13 @@ def report(args: argparse.Namespace, out: dict) -> None:
         for label in ("bare", "bare-tuned"):
             if out.get(label):
                 ratio = top / median_of(out[label], "closed", "rate")
+                # Messages per CPU-second: what the throughput ratio would be if each server
+                # had a core of its own (the bridge's Postgres counted against it).
+                ours = cpu_of(runs, "server") + cpu_of(runs, "postgres")
+                per_cpu = cpu_of(out[label], "server") / ours
                 targets.append(
-                    (f"closed-loop throughput / {names[label]}: {ratio:.2f} (goal ≥ 1.0)",
+                    (f"closed-loop throughput / {names[label]}: {ratio:.2f} (goal ≥ 1.0); "
+                     f"messages per CPU-second, bridge + Postgres against it: {per_cpu:.2f}",
                      ratio >= 1.0)
                 )  # fmt: skip
         for key, what in (("commands_idle", "idle"), ("commands_busy", "under the load")):
