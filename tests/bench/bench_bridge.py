@@ -210,7 +210,14 @@ class Worker:
         self.beat_latencies: list[float] = []
 
     async def op_connect(
-        self, url: str, first: int, count: int, spread: float, compression: bool, heartbeat: float
+        self,
+        url: str,
+        first: int,
+        count: int,
+        spread: float,
+        compression: bool,
+        heartbeat: float,
+        attempts: int = 1,
     ) -> dict[str, Any]:
         """Connect and boot chargers first … first+count-1, spread evenly over `spread` s."""
         from websockets.asyncio.client import connect
@@ -227,20 +234,25 @@ class Worker:
             name = ident(first + n)
             token = base64.b64encode(f"{name}:{KEY}".encode()).decode()
             began = time.perf_counter()
-            try:
-                ws = await connect(
-                    f"{url}/ocpp/{name}",
-                    subprotocols=["ocpp1.6"],  # type: ignore[list-item]
-                    additional_headers={"Authorization": f"Basic {token}"},
-                    open_timeout=60,
-                    ping_interval=None,
-                    compression="deflate" if compression else None,
-                    max_queue=4,
-                )
-            except Exception as exc:
-                kind = type(exc).__name__
-                errors[kind] = errors.get(kind, 0) + 1
-                return
+            for attempt in range(attempts):  # setup may retry, as chargers do; storms do not
+                try:
+                    ws = await connect(
+                        f"{url}/ocpp/{name}",
+                        subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+                        additional_headers={"Authorization": f"Basic {token}"},
+                        open_timeout=60,
+                        ping_interval=None,
+                        compression="deflate" if compression else None,
+                        max_queue=4,
+                    )
+                    break
+                except Exception as exc:
+                    if attempt + 1 < attempts:
+                        await asyncio.sleep(1 + random.random() * 2)
+                        continue
+                    kind = type(exc).__name__
+                    errors[kind] = errors.get(kind, 0) + 1
+                    return
             charger = RawCharger(name, ws, self)
             calls += 1
             ok = await charger.call(BOOT)
@@ -507,6 +519,7 @@ class Generators:
         spread: float,
         compression: bool = False,
         heartbeat: float = 0,
+        attempts: int = 1,
     ) -> dict[str, Any]:
         """Connect chargers first … first+count-1, split between the workers."""
         share = count // len(self.workers)
@@ -522,6 +535,7 @@ class Generators:
                     "spread": spread,
                     "compression": compression,
                     "heartbeat": heartbeat,
+                    "attempts": attempts,
                 }
             )
         started = time.perf_counter()
@@ -840,6 +854,9 @@ def reset(url: str) -> None:
         )
         conn.execute("UPDATE charger SET online = false, owner = NULL, connected_at = NULL")
         conn.execute("UPDATE connector SET status = 'Unavailable', error_code = 'NoError'")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE charger, connector, charger_command")
+        conn.execute("CHECKPOINT")  # not in the middle of the next measurement
 
 
 def scalar(url: str, sql: str, params: Any = None) -> Any:
@@ -994,7 +1011,9 @@ def phase_throughput(url: str, workdir: Path, args: argparse.Namespace, out: dic
     with bridge_process(url, workdir, "bridge-throughput", args.profile) as (ws_url, proc):
         gens = Generators(args.workers)
         try:
-            connected = gens.connect(ws_url, 1, args.load_chargers, args.load_chargers / 200)
+            connected = gens.connect(
+                ws_url, 1, args.load_chargers, args.load_chargers / 100, attempts=3
+            )
             check_connected(connected, args.load_chargers)
             calls = connected["calls"]
             meter = CpuMeter(proc.pid, postmaster_pid(args.pgdata_path), gens.pids())
@@ -1057,7 +1076,9 @@ def phase_bare(args: argparse.Namespace, out: dict) -> None:
         with bare_process(tuned) as (ws_url, proc):
             gens = Generators(args.workers)
             try:
-                connected = gens.connect(ws_url, 1, args.load_chargers, args.load_chargers / 200)
+                connected = gens.connect(
+                    ws_url, 1, args.load_chargers, args.load_chargers / 100, attempts=3
+                )
                 check_connected(connected, args.load_chargers)
                 throughput_runs(gens, args, label, out, CpuMeter(proc.pid, None, gens.pids()))
                 gens.close()
