@@ -3,9 +3,6 @@ registration, CSV import and export. The public charger pages belong to the char
 
 from __future__ import annotations
 
-import csv
-import io
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import (
@@ -15,7 +12,6 @@ from flask import (
     flash,
     redirect,
     request,
-    stream_with_context,
     url_for,
 )
 from flask_login import current_user
@@ -27,6 +23,7 @@ from cass.admin.charger_forms import (
     ImportForm,
     RegistrationForm,
 )
+from cass.csv_download import csv_download
 from cass.models import Charger, Site, Vendor
 from cass.permissions import requires
 from cass.rendering import render, wants_fragment
@@ -42,7 +39,6 @@ bp = Blueprint("charger_admin", __name__, url_prefix="/admin")
 # The chargers area's page of one charger (by OCPP id), under whichever name it has.
 PUBLIC_PAGES = ("chargers.detail", "chargers.page")
 ERRORS_SHOWN = 200
-ROWS_PER_CHUNK = 500
 
 
 @bp.app_template_global()
@@ -235,21 +231,4 @@ def export_csv() -> Response:
     """Stream every charger of the tenant as CSV (the import's columns, without the key)."""
     rows = service.export_rows()
 
-    def generate() -> Any:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        for n, row in enumerate(rows, 1):
-            writer.writerow(row)
-            if n % ROWS_PER_CHUNK == 0:
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-        yield buffer.getvalue()
-
-    # stream_with_context keeps the request's tenant binding alive for the server-side cursor.
-    response = Response(stream_with_context(generate()), mimetype="text/csv")
-    stamp = datetime.now(UTC).date().isoformat()
-    response.headers["Content-Disposition"] = f'attachment; filename="chargers-{stamp}.csv"'
-    response.headers["Cache-Control"] = "private, no-store"
-    response.headers["X-Accel-Buffering"] = "no"
-    return response
+    return csv_download(rows, "chargers")
