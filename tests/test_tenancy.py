@@ -10,6 +10,8 @@ from cass.extensions import db
 from cass.models import (
     Attachment,
     AuditLog,
+    BusinessCalendar,
+    CalendarHoliday,
     Charger,
     ChargerCommand,
     ChargerEvent,
@@ -22,10 +24,15 @@ from cass.models import (
     FirmwareJob,
     IdTag,
     MeterValue,
+    Notification,
     OcppMessage,
     RuleRun,
     SavedView,
     Site,
+    SlaClock,
+    SlaEvent,
+    SlaPolicy,
+    SlaTarget,
     Tariff,
     Tenant,
     Ticket,
@@ -65,6 +72,13 @@ TENANT_MODELS = [
     RuleRun,
     Tariff,
     CsmsEvent,
+    BusinessCalendar,
+    CalendarHoliday,
+    SlaPolicy,
+    SlaTarget,
+    SlaClock,
+    SlaEvent,
+    Notification,
 ]
 # Rows of the bridge's tables for a tenant's charger (:t tenant, :c charger), as the bridge writes.
 BRIDGE_ROWS = [
@@ -88,6 +102,16 @@ BRIDGE_ROWS = [
     "INSERT INTO tariff (tenant_id, site_id, name, valid_from) "
     "SELECT :t, site_id, 'Standard', now() FROM charger WHERE id = :c",
     "INSERT INTO csms_event (tenant_id, event_id, kind, payload) VALUES (:t, 'e-1', 'fault', '{}')",
+    # Calendars, policies and targets come with every tenant (cass.sla_defaults).
+    "INSERT INTO calendar_holiday (tenant_id, calendar_id, day, name) "
+    "SELECT :t, id, '2026-12-25', 'Christmas' FROM business_calendar WHERE tenant_id = :t LIMIT 1",
+    "INSERT INTO sla_clock (tenant_id, ticket_id, clock, target_minutes, started_at) "
+    "SELECT :t, id, 'on_site', 60, now() FROM ticket WHERE tenant_id = :t LIMIT 1 "
+    "ON CONFLICT DO NOTHING",
+    "INSERT INTO sla_event (tenant_id, ticket_id, clock, kind) "
+    "SELECT :t, id, 'resolution', 'started' FROM ticket WHERE tenant_id = :t LIMIT 1",
+    "INSERT INTO notification (tenant_id, user_id, channel, kind, subject) "
+    "SELECT :t, id, 'in_app', 'test', 'Hello' FROM app_user WHERE tenant_id = :t LIMIT 1",
 ]
 
 

@@ -14,6 +14,17 @@ from cass.models.ocpp import (
     OcppMessage,
 )
 from cass.models.operations import CsmsEvent, Tariff
+from cass.models.sla import (
+    CLOCKS,
+    BusinessCalendar,
+    CalendarHoliday,
+    JobRun,
+    Notification,
+    SlaClock,
+    SlaEvent,
+    SlaPolicy,
+    SlaTarget,
+)
 from cass.models.tenancy import Tenant, TenantOwned
 from cass.models.tickets import Attachment, AuditLog, SavedView, Ticket, TicketEvent, Worklog
 from cass.models.users import ROLES, LoginAttempt, User
@@ -21,10 +32,13 @@ from cass.models.vendors import Vendor
 from cass.models.workflow import RULE_EVENTS, RuleRun, WorkflowRule
 
 __all__ = [
+    "CLOCKS",
     "ROLES",
     "RULE_EVENTS",
     "Attachment",
     "AuditLog",
+    "BusinessCalendar",
+    "CalendarHoliday",
     "Charger",
     "ChargerCommand",
     "ChargerEvent",
@@ -36,12 +50,18 @@ __all__ = [
     "DiagnosticsRequest",
     "FirmwareJob",
     "IdTag",
+    "JobRun",
     "LoginAttempt",
     "MeterValue",
+    "Notification",
     "OcppMessage",
     "RuleRun",
     "SavedView",
     "Site",
+    "SlaClock",
+    "SlaEvent",
+    "SlaPolicy",
+    "SlaTarget",
     "Tariff",
     "Tenant",
     "TenantOwned",

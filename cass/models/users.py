@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    ForeignKey,
     ForeignKeyConstraint,
     Identity,
     Index,
@@ -73,6 +74,11 @@ class User(UserMixin, TenantOwned, db.Model):
     session_token: Mapped[str] = mapped_column(String(64), default=new_session_token)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The hours in which non-urgent notifications reach this person; None: the tenant's default.
+    calendar_id: Mapped[int | None] = mapped_column(
+        BigInteger,
+        ForeignKey("business_calendar.id", ondelete="SET NULL", name="fk_app_user_calendar"),
+    )
 
     vendor: Mapped[Vendor | None] = relationship(
         Vendor, foreign_keys=[vendor_id], primaryjoin="User.vendor_id == Vendor.id", viewonly=True

@@ -8,13 +8,15 @@ one and left untouched; nothing is half-applied.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from cass import lifecycle, live
 from cass.extensions import db
-from cass.models import User, Vendor
+from cass.models import Ticket, User, Vendor
+from cass.services import sla
 from cass.services.tickets import NotAllowed, TicketError
 from cass.tenancy import current_tenant_id
 
@@ -48,7 +50,8 @@ def _sql(
     ), changed AS (
         UPDATE ticket t SET {set_clause}, version = t.version + 1, updated_at = now()
         FROM old WHERE t.id = old.id AND {where}
-        RETURNING t.id, {before} AS before, {after} AS after
+        RETURNING t.id, {before} AS before, {after} AS after, old.status AS old_status,
+                  old.assignee_vendor_id AS old_vendor
     ), events AS (
         INSERT INTO ticket_event (tenant_id, ticket_id, actor_id, kind, field, from_value,
                                   to_value, note)
@@ -62,11 +65,12 @@ def _sql(
                jsonb_build_object('{event_field}', after)
         FROM changed
     )
-    SELECT id FROM changed
+    SELECT id, old_status, old_vendor FROM changed
     """  # noqa: S608 (only fixed fragments are interpolated; values are bound)
 
 
 def _run(actor: User, ids: list[int], sql: str, params: dict[str, Any]) -> BulkResult:
+    """Run one bulk statement, move the changed tickets' SLA clocks, notify and commit."""
     vendor = "AND assignee_vendor_id = :vendor_id" if actor.role == "vendor" else ""
     rows = db.session.execute(
         text(sql.replace("{vendor}", vendor)),
@@ -78,12 +82,32 @@ def _run(actor: User, ids: list[int], sql: str, params: dict[str, Any]) -> BulkR
             **params,
         },
     )
-    changed = {r[0] for r in rows}
+    previous = {r.id: (r.old_status, r.old_vendor) for r in rows}
+    changed = set(previous)
     result = BulkResult(changed=sorted(changed))
+    _update_clocks(previous, params["action"])
     if changed:
         live.notify(db.session, current_tenant_id(), "ticket", "bulk", count=len(changed))
     db.session.commit()
     return result
+
+
+def _update_clocks(previous: dict[int, tuple[str, int | None]], action: str) -> None:
+    """Move the SLA clocks of the changed tickets, in the bulk change's transaction."""
+    if not previous:
+        return
+    now = datetime.now(UTC)
+    changed = db.session.scalars(
+        select(Ticket).where(Ticket.id.in_(previous)).execution_options(populate_existing=True)
+    )
+    for ticket in changed:
+        old_status, old_vendor = previous[ticket.id]
+        if action == "priority":
+            sla.recompute(ticket, now, reason="priority changed")
+            continue
+        if old_status != ticket.status:
+            sla.on_status(ticket, old_status, ticket.status, now)
+        sla.on_assignment(ticket, old_vendor, now)
 
 
 def _explain_failures(result: BulkResult, ids: list[int], why: dict[int, str]) -> BulkResult:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from cass.extensions import db
 from cass.models import Tenant, WorkflowRule
+from cass.sla_defaults import seed_statements
 from cass.workflow_defaults import DEFAULT_RULES
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
@@ -34,6 +35,8 @@ def create_tenant(slug: str, name: str, key_prefix: str | None = None) -> Tenant
     db.session.flush()
     for position, rule in enumerate(DEFAULT_RULES):
         db.session.add(WorkflowRule(tenant_id=tenant.id, position=position, **rule))
+    for sql, params in seed_statements():
+        db.session.execute(text(sql), {"tenant": tenant.id, **params})
     db.session.commit()
     return tenant
 

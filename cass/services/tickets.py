@@ -18,6 +18,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from cass import lifecycle, live
 from cass.extensions import db
 from cass.models import Charger, Connector, Site, Tenant, Ticket, TicketEvent, User, Vendor
+from cass.services import sla
 from cass.services.audit import audit
 from cass.tenancy import current_tenant_id, scoped
 
@@ -41,6 +42,8 @@ AUDITED = (
     "resolution_note",
     "cancel_reason",
 )
+# A change to these re-applies the SLA policy (policies match by priority and category).
+SLA_FIELDS = ("priority", "category")
 EDITABLE = (
     "title",
     "description",
@@ -211,6 +214,7 @@ def create(actor: User | None, new: NewTicket) -> Ticket:
     )
     db.session.add(ticket)
     db.session.flush()
+    sla.on_created(ticket, datetime.now(UTC))
     _event(ticket, actor, "created", "status", None, "new")
     audit(actor.id if actor else None, "ticket", ticket.id, "create", None, snapshot(ticket))
     save_change(ticket)
@@ -264,6 +268,8 @@ def update_fields(
             changed = True
     if changed:
         _touch(ticket)
+        if any(before[name] != getattr(ticket, name) for name in SLA_FIELDS):
+            sla.recompute(ticket, reason="priority or category changed")
         audit(actor.id, "ticket", ticket.id, "update", before, snapshot(ticket))
         save_change(ticket)
     return ticket
@@ -307,8 +313,10 @@ def assign(
         raise NotAllowed("Only managers and admins assign tickets.")
     _check_version(ticket, version)
     before = snapshot(ticket)
+    old_vendor_id = ticket.assignee_vendor_id
     if _set_assignee(ticket, actor, user, vendor):
         _touch(ticket)
+        sla.on_assignment(ticket, old_vendor_id)
         audit(actor.id, "ticket", ticket.id, "assign", before, snapshot(ticket))
         save_change(ticket)
     return ticket
@@ -343,6 +351,7 @@ def transition(
     _check_version(ticket, version)
     before = snapshot(ticket)
     note = (fields.get("note") or "").strip() or None
+    old_vendor_id = ticket.assignee_vendor_id
     if "assignee" in move.requires:
         user, vendor = fields.get("user"), fields.get("vendor")
         if user is None and vendor is None:
@@ -374,6 +383,8 @@ def transition(
     _event(ticket, actor, "status", "status", ticket.status, move.target, note)
     ticket.status = move.target
     ticket.updated_at = now
+    sla.on_status(ticket, before["status"], move.target, now)
+    sla.on_assignment(ticket, old_vendor_id, now)
     audit(actor.id, "ticket", ticket.id, name, before, snapshot(ticket))
     save_change(ticket)
     _run_rules(ticket, "ticket_status_changed", before["status"])

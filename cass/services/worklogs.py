@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from cass.extensions import db
 from cass.models import Ticket, User, Worklog
+from cass.services import sla
 from cass.services.tickets import TicketError, save_change
 
 MAX_BODY = 10_000
@@ -32,5 +33,8 @@ def add_worklog(
     )
     db.session.add(worklog)
     ticket.updated_at = datetime.now(UTC)
+    if actor.id is not None:
+        # A person writing on the ticket is its first response; the workflow's notes are not.
+        sla.on_first_answer(ticket, ticket.updated_at)
     save_change(ticket)
     return worklog
