@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,6 +46,7 @@ class SharedHandlers:
     @on("Heartbeat")
     async def on_heartbeat(self, **_: Any) -> Any:
         await self.store.run(lambda conn: records.record_heartbeat(conn, self.charger))
+        self.seen_at = time.monotonic()
         return self._call_result.Heartbeat(current_time=now_iso())
 
     @on("FirmwareStatusNotification")
@@ -105,6 +107,7 @@ class ChargePoint16(SessionMixin, SharedHandlers, ChargePoint16Base):
             )
 
         registration, lenient = await self.store.run(job)
+        self.seen_at = time.monotonic()
         self.charger.registration = registration
         self.set_lenient(lenient)
         config = self.bridge.config

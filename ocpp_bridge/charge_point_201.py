@@ -16,6 +16,7 @@ OCPP 1.6 handlers, translating 2.0.1's shapes into ours on the way:
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -171,6 +172,7 @@ class ChargePoint201(SessionMixin, SharedHandlers, ChargePoint201Base):
             )
 
         registration, lenient = await self.store.run(job)
+        self.seen_at = time.monotonic()
         self.charger.registration = registration
         self.set_lenient(lenient)
         config = self.bridge.config

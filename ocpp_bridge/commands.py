@@ -3,9 +3,11 @@
 The web inserts a row and NOTIFYs `cass_bridge` with `cmd:<charger id>`. Every bridge instance
 hears it; the one holding that charger's socket wakes the charger's command loop, which claims
 the oldest pending command, sends it, waits for the answer (one CALL in flight per charger, as
-OCPP requires) and stores the outcome. Commands for offline chargers stay pending until the
-charger reconnects or they expire. A periodic poll covers notifications missed while the
-listening connection was away.
+OCPP requires) and stores the outcome. Claims and outcomes are committed in the store's command
+lane, whose group commits never wait behind the chargers' message batches: under a full load of
+messages a command still goes out a commit after the web's NOTIFY. Commands for offline
+chargers stay pending until the charger reconnects or they expire. A periodic poll covers
+notifications missed while the listening connection was away.
 """
 
 from __future__ import annotations
@@ -173,7 +175,7 @@ async def command_loop(bridge: Bridge, session: Any) -> None:
         while True:
             message_id = str(uuid.uuid4())
             try:
-                claimed = await bridge.store.run(
+                claimed = await bridge.store.run_command(
                     lambda conn, m=message_id: claim_next(conn, charger_id, m)
                 )
             except Exception:
@@ -186,7 +188,9 @@ async def command_loop(bridge: Bridge, session: Any) -> None:
             command_id, action, payload = claimed
             outcome = await send(session, action, payload, message_id)
             try:
-                await bridge.store.run(lambda conn, c=command_id, o=outcome: finish(conn, c, o))
+                await bridge.store.run_command(
+                    lambda conn, c=command_id, o=outcome: finish(conn, c, o)
+                )
             except Exception:
                 log.exception("could not store the outcome of command %s", command_id)
 
@@ -225,11 +229,11 @@ async def poll_loop(bridge: Bridge) -> None:
         with contextlib.suppress(Exception):
             ids = list(bridge.sessions)
             if ids:
-                for charger_id in await bridge.store.run(
+                for charger_id in await bridge.store.run_command(
                     lambda conn, i=ids: pending_chargers(conn, i)
                 ):
                     bridge.wake_commands(charger_id)
-            await bridge.store.run(
+            await bridge.store.run_command(
                 lambda conn: conn.execute(
                     _STALE_SQL, {"lost_after": bridge.config.command_timeout * 2 + 5}
                 )

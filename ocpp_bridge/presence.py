@@ -1,7 +1,9 @@
 """Online and offline: who holds which charger's socket, and who has gone quiet.
 
-A charger is online while some bridge instance holds its socket. The instance marks its chargers
-alive every touch interval in one statement; any instance's sweep sets offline the chargers no
+A charger is online while some bridge instance holds its socket. Every touch interval the
+instance marks alive those of its chargers that nothing else marked alive during the interval
+(a connect, boot or heartbeat sets last_seen too), in transactions of a thousand chargers each,
+apart from the chargers' message batches; any instance's sweep sets offline the chargers no
 one has marked for `offline_after` seconds (their bridge died, or the network dropped without
 a close). WebSocket pings and the idle timeout close sockets of chargers that vanished, which
 sets them offline at once. Every change is a charger_event and a live event for the web.
@@ -119,12 +121,17 @@ async def disconnected(
         )
 
 
-async def touch_and_sweep(
+async def touch(conn: psycopg.AsyncConnection, charger_ids: list[int], owner: str) -> None:
+    """Mark these chargers of this instance alive."""
+    await conn.execute(_TOUCH_SQL, (charger_ids, owner))
+
+
+async def reclaim_and_sweep(
     conn: psycopg.AsyncConnection, charger_ids: list[int], owner: str, offline_after: float
 ) -> int:
-    """Mark this instance's chargers alive; set offline those nobody marked; return how many."""
+    """Take back our sockets' chargers swept offline; set offline those nobody marked alive
+    for `offline_after` seconds; return how many."""
     if charger_ids:
-        await conn.execute(_TOUCH_SQL, (charger_ids, owner))
         await conn.execute(
             _RECLAIM_SQL, {"ids": charger_ids, "owner": owner, "channel": LIVE_CHANNEL}
         )

@@ -33,6 +33,7 @@ from ocpp_bridge.vocab import CHARGE_POINT_ID_RE
 
 log = logging.getLogger("ocpp_bridge")
 SUBPROTOCOLS = ["ocpp1.6", "ocpp2.0.1"]
+TOUCH_CHUNK = 1000  # chargers marked alive per transaction
 
 _CHARGER_SQL = """
 SELECT c.id, c.tenant_id, c.key_hash, c.registration, coalesce(s.lenient_schema, false)
@@ -206,6 +207,7 @@ class Bridge:
                 del self.sessions[charger.id]
             await connection.close(1011, "database unavailable, try again")
             return
+        session.seen_at = time.monotonic()  # connected() set last_seen
         log.info("charger %s connected (%s)", charger.ocpp_id, charger.protocol)
         command_task = asyncio.create_task(commands.command_loop(self, session))
         session.command_wake.set()  # commands queued while it was offline
@@ -247,17 +249,36 @@ class Bridge:
     async def _presence_loop(self) -> None:
         """Mark our chargers alive, sweep silent ones offline, close idle sockets."""
         config = self.config
+        owner = config.instance_id
         while True:
             await asyncio.sleep(config.touch_interval)
             now = time.monotonic()
             for session in list(self.sessions.values()):
                 if now - session.last_frame > config.idle_timeout:
                     self.close_later(session, 1000, "no frames, idle")
+            # Only chargers nothing marked alive during the last interval, so last_seen is never
+            # older than two intervals; a thousand per transaction, outside the message batches,
+            # so a batch waits at most for one short touch's row locks.
+            stale = [
+                session
+                for session in self.sessions.values()
+                if now - session.seen_at >= config.touch_interval
+            ]
+            for start in range(0, len(stale), TOUCH_CHUNK):
+                chunk = stale[start : start + TOUCH_CHUNK]
+                ids = [session.charger.id for session in chunk]
+                try:
+                    await self.store.run_alone(lambda conn, i=ids: presence.touch(conn, i, owner))
+                except Exception:
+                    log.warning("could not mark %d chargers alive", len(ids))
+                    break
+                for session in chunk:
+                    session.seen_at = now
             ids = list(self.sessions)
             with contextlib.suppress(Exception):
-                await self.store.run(
-                    lambda conn, i=ids: presence.touch_and_sweep(
-                        conn, i, config.instance_id, config.offline_after
+                await self.store.run_alone(
+                    lambda conn, i=ids: presence.reclaim_and_sweep(
+                        conn, i, owner, config.offline_after
                     )
                 )
 

@@ -89,6 +89,9 @@ class SessionMixin:
         self.store = bridge.store
         self.limiter = TokenBucket(bridge.config.rate_limit, bridge.config.rate_burst)
         self.last_frame = time.monotonic()
+        # When a committed job last set the charger's last_seen (connect, boot, heartbeat): the
+        # presence touch skips chargers marked alive during its interval.
+        self.seen_at = 0.0
         self._current_action: str | None = None
         self.set_lenient(charger.lenient)
 

@@ -6,6 +6,11 @@ with the message-log rows gathered meanwhile, and commits once. Only after that 
 job's caller get its result, so the bridge answers a charger only once the effects are durable,
 at the cost of one commit per batch instead of one per message. A failing job never takes its
 batch-mates down: the batch is retried job by job.
+
+Work that must not wait behind the chargers' messages has its own lane: commands to chargers
+(claiming one, storing its outcome) run in group commits of their own on a writer of their own
+(`run_command`), so a command queued by the web goes out while message batches are in flight;
+periodic bookkeeping (the presence touch) runs in transactions of its own (`run_alone`).
 """
 
 from __future__ import annotations
@@ -62,6 +67,19 @@ class Rows:
         await _copy(conn, self.copy, self.rows)
 
 
+class _Lane:
+    """A queue of jobs and the writers that empty it in group commits."""
+
+    __slots__ = ("jobs", "log_rows", "name", "wake", "writers")
+
+    def __init__(self, name: str, writers: int, *, log_rows: bool) -> None:
+        self.name = name
+        self.writers = writers
+        self.log_rows = log_rows  # whether its batches also write the queued message-log rows
+        self.jobs: list[tuple[Job, asyncio.Future[Any]]] = []
+        self.wake = asyncio.Event()
+
+
 class DatabaseUnavailable(Exception):
     """The database did not answer in time; the charger gets InternalError and retries."""
 
@@ -80,7 +98,7 @@ class Store:
     ) -> None:
         self.pool = AsyncConnectionPool(
             url,
-            min_size=2,
+            min_size=4,  # the message writers, the command writer and one spare
             max_size=pool_size,
             open=False,
             timeout=timeout,  # how long a message waits for a connection before InternalError
@@ -88,10 +106,9 @@ class Store:
             name="ocpp-bridge",
         )
         self.max_batch = max_batch
-        self._jobs: list[tuple[Job, asyncio.Future[Any]]] = []
         self._log_rows: list[LogRow] = []
-        self._wake = asyncio.Event()
-        self._writers = writers
+        self._messages = _Lane("writer", writers, log_rows=True)
+        self._commands = _Lane("commands", 1, log_rows=False)
         self._tasks: list[asyncio.Task[None]] = []
         self.commits = 0
         self.retention_days = 30
@@ -100,15 +117,20 @@ class Store:
         """Open the pool (without waiting for the database) and start the writers."""
         await self.pool.open(wait=False)
         self._tasks = [
-            asyncio.create_task(self._write_loop(), name=f"writer-{n}")
-            for n in range(self._writers)
+            asyncio.create_task(self._write_loop(lane), name=f"{lane.name}-{n}")
+            for lane in (self._messages, self._commands)
+            for n in range(lane.writers)
         ]
 
     async def close(self) -> None:
         """Flush what is queued (briefly), stop the writers and close the pool."""
         deadline = asyncio.get_running_loop().time() + 3
-        while (self._jobs or self._log_rows) and asyncio.get_running_loop().time() < deadline:
-            self._wake.set()
+        lanes = (self._messages, self._commands)
+        while (
+            self._log_rows or any(lane.jobs for lane in lanes)
+        ) and asyncio.get_running_loop().time() < deadline:
+            for lane in lanes:
+                lane.wake.set()
             await asyncio.sleep(0.05)
         for task in self._tasks:
             task.cancel()
@@ -119,9 +141,24 @@ class Store:
 
     async def run(self, job: Job) -> Any:
         """Queue `job` for the next group commit; return its result once committed."""
+        return await self._queue(self._messages, job)
+
+    async def run_command(self, job: Job) -> Any:
+        """Like run(), in the commands' own group commits: never behind charger messages."""
+        return await self._queue(self._commands, job)
+
+    async def run_alone(self, job: Job) -> Any:
+        """Run `job` in a transaction of its own, now; return its result once committed."""
+        try:
+            async with self.pool.connection() as conn, conn.transaction():
+                return await job(conn)
+        except (psycopg.OperationalError, TimeoutError, PoolTimeout) as exc:
+            raise DatabaseUnavailable(str(exc)) from exc
+
+    async def _queue(self, lane: _Lane, job: Job) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._jobs.append((job, future))
-        self._wake.set()
+        lane.jobs.append((job, future))
+        lane.wake.set()
         return await future
 
     def log(self, row: LogRow) -> None:
@@ -129,7 +166,7 @@ class Store:
         self._log_rows.append(row)
         if len(self._log_rows) > MAX_PENDING_LOG_ROWS:
             del self._log_rows[: len(self._log_rows) - MAX_PENDING_LOG_ROWS]
-        self._wake.set()
+        self._messages.wake.set()
 
     async def read(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
         """Run one read-only query outside the batches (at connect, before any job)."""
@@ -140,15 +177,17 @@ class Store:
         except (psycopg.OperationalError, TimeoutError) as exc:
             raise DatabaseUnavailable(str(exc)) from exc
 
-    async def _write_loop(self) -> None:
+    async def _write_loop(self, lane: _Lane) -> None:
         while True:
-            await self._wake.wait()
-            self._wake.clear()
-            jobs = self._jobs[: self.max_batch]
-            del self._jobs[: self.max_batch]
-            rows, self._log_rows = self._log_rows, []
-            if self._jobs:
-                self._wake.set()  # more than one batch queued: let the other writer start
+            await lane.wake.wait()
+            lane.wake.clear()
+            jobs = lane.jobs[: self.max_batch]
+            del lane.jobs[: self.max_batch]
+            rows: list[LogRow] = []
+            if lane.log_rows:
+                rows, self._log_rows = self._log_rows, []
+            if lane.jobs:
+                lane.wake.set()  # more than one batch queued: let the other writer start
             if jobs or rows:
                 await self._flush(jobs, rows)
 
