@@ -116,6 +116,18 @@ class Calendar:
             remaining -= available
         raise ValueError(f"no {amount} of open time within {MAX_SEARCH_DAYS} days")
 
+    def next_open(self, moment: datetime) -> datetime:
+        """Return `moment` if the calendar is open then, else when it next opens."""
+        moment = _utc(moment)
+        if self.always_open:
+            return moment
+        if not self.has_open_hours:
+            raise ValueError("the calendar has no open hours")
+        for span_start, span_end in self._spans_from(moment):
+            if span_end > moment:
+                return max(span_start, moment)
+        raise ValueError(f"not open within {MAX_SEARCH_DAYS} days")
+
     def between(self, start: datetime, end: datetime) -> timedelta:
         """Return the business time from `start` to `end` (negative when `end` is earlier)."""
         # In UTC: Python subtracts two times of one zone by their wall clocks, ignoring DST.

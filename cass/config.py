@@ -56,6 +56,12 @@ class Config:
         self.CASS_BRIDGE_PORT = int(os.environ.get("CASS_BRIDGE_PORT", "9000"))
         self.CASS_STORAGE_URL = os.environ.get("CASS_STORAGE_URL", "file://instance/files")
         self.SMTP_URL = os.environ.get("SMTP_URL", "")
+        self.CASS_MAIL_FROM = os.environ.get("CASS_MAIL_FROM", "CASS <cass@localhost>")
+        # Links in e-mails point here (the scheduler has no request to take the host from).
+        self.CASS_BASE_URL = os.environ.get("CASS_BASE_URL", "http://localhost:8000")
+        # How often the scheduler sweeps SLA clocks and delivers notifications (seconds).
+        self.CASS_SLA_SWEEP_SECONDS = int(os.environ.get("CASS_SLA_SWEEP_SECONDS", "30"))
+        self.CASS_NOTIFY_SECONDS = int(os.environ.get("CASS_NOTIFY_SECONDS", "15"))
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_SECURE = os.environ.get("CASS_SECURE_COOKIES", "") == "1"

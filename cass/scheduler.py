@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import zlib
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -14,9 +16,11 @@ from flask import Flask
 from sqlalchemy import text
 
 from cass.extensions import db
+from cass.models import JobRun
 from cass.tenancy import system_context
 
 log = logging.getLogger("cass.scheduler")
+RUNNER = f"{socket.gethostname()}:{os.getpid()}"
 
 
 def lock_key(name: str) -> int:
@@ -35,19 +39,59 @@ def run_locked(app: Flask, name: str, job: Callable[[], Any]) -> bool:
             return False
         # The lock lives as long as this transaction; the job commits its own work in a session
         # of its own (a nested app context), and leaving system_context() releases the lock.
+        started = datetime.now(UTC)
+        result: Any = None
+        error: str | None = None
         with app.app_context(), system_context():
-            result = job()
-        log.info("job %s done: %s", name, result)
+            try:
+                result = job()
+            except Exception as exc:
+                db.session.rollback()
+                error = f"{type(exc).__name__}: {exc}"[:2000]
+                log.exception("job %s failed", name)
+            db.session.add(
+                JobRun(
+                    job=name,
+                    runner=RUNNER,
+                    started_at=started,
+                    finished_at=datetime.now(UTC),
+                    rows=_rows(result),
+                    error=error,
+                )
+            )
+            db.session.commit()
+        if error is None:
+            log.info("job %s done: %s", name, result)
         return True
+
+
+def _rows(result: Any) -> int | None:
+    """Return how many rows a job's result says it touched, when it says."""
+    if isinstance(result, bool) or result is None:
+        return None
+    if isinstance(result, int):
+        return result
+    rows = getattr(result, "rows", None)
+    return rows if isinstance(rows, int) else None
 
 
 def _jobs(app: Flask) -> dict[str, tuple[Callable[[], Any], dict[str, Any]]]:
     from cass.services.auth import prune_login_attempts
     from cass.services.message_log import apply_retention
+    from cass.services.notifications import deliver_due
+    from cass.services.sla_sweep import sweep
     from cass.services.workflow import check_offline
 
     keep_days = app.config["CASS_OCPP_LOG_RETENTION_DAYS"]
     return {
+        "sla_sweep": (
+            sweep,
+            {"trigger": "interval", "seconds": app.config["CASS_SLA_SWEEP_SECONDS"]},
+        ),
+        "deliver_notifications": (
+            deliver_due,
+            {"trigger": "interval", "seconds": app.config["CASS_NOTIFY_SECONDS"]},
+        ),
         "prune_login_attempts": (
             lambda: prune_login_attempts(timedelta(days=7)),
             {"trigger": "interval", "hours": 1},
@@ -76,7 +120,9 @@ def run_scheduler() -> None:
             args=(app, name, job),
             id=name,
             name=name,
+            # Runs missed while the process was busy or down collapse into one, run late.
             coalesce=True,
+            misfire_grace_time=None,
             max_instances=1,
             **trigger,
         )

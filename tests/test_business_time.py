@@ -212,3 +212,10 @@ def test_adding_a_week_of_business_time_is_fast() -> None:
 def test_naive_datetimes_are_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         BERLIN_OFFICE.add(datetime(2026, 1, 5, 9, 0), MINUTE)
+
+
+def test_next_open_is_now_when_open_else_the_next_opening() -> None:
+    assert BERLIN_OFFICE.next_open(berlin(2026, 11, 27, 10, 0)) == berlin(2026, 11, 27, 10, 0)
+    assert BERLIN_OFFICE.next_open(berlin(2026, 11, 27, 12, 30)) == berlin(2026, 11, 27, 13, 0)
+    assert BERLIN_OFFICE.next_open(berlin(2026, 11, 27, 17, 0)) == berlin(2026, 11, 30, 8, 0)
+    assert BERLIN_OFFICE.next_open(berlin(2026, 12, 24, 18, 0)) == berlin(2026, 12, 28, 8, 0)

@@ -139,17 +139,25 @@ def _clocks(ticket: Ticket) -> dict[str, SlaClock]:
     }
 
 
-def _event(clock: SlaClock, kind: str, at: datetime, **detail: Any) -> None:
-    db.session.add(
-        SlaEvent(
-            tenant_id=clock.tenant_id,
-            ticket_id=clock.ticket_id,
-            clock=clock.clock,
-            kind=kind,
-            at=at,
-            detail=detail,
-        )
+def event_row(clock: SlaClock, kind: str, at: datetime, **detail: Any) -> SlaEvent:
+    """Return an event of the clock (not yet added to the session)."""
+    return SlaEvent(
+        tenant_id=clock.tenant_id,
+        ticket_id=clock.ticket_id,
+        clock=clock.clock,
+        kind=kind,
+        at=at,
+        detail=detail,
     )
+
+
+def _event(clock: SlaClock, kind: str, at: datetime, **detail: Any) -> None:
+    db.session.add(event_row(clock, kind, at, **detail))
+
+
+def reschedule(clock: SlaClock, now: datetime) -> None:
+    """Recompute a clock's warning, due and next-escalation instants (e.g. after a level fired)."""
+    _schedule(clock, now)
 
 
 def _targets_of(clock: SlaClock) -> SlaTarget | None:
