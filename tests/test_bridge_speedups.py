@@ -177,9 +177,26 @@ def test_draft_4_details_are_kept() -> None:
     ]
     for case in cases:
         assert fast(case) == Draft4Validator(schema).is_valid(case), case
-    # Keywords not compiled leave the whole schema to jsonschema.
-    assert speedups.FastValidator({"type": "number", "multipleOf": 0.1}).fast is None
-    assert speedups.FastValidator({"items": [{"type": "string"}]}).fast is None
+    # Draft 4 whatever the schema declares (OCPP 2.0.1's say draft-06, where 1.0 is an integer).
+    declared_6 = {"$schema": "http://json-schema.org/draft-06/schema#", "type": "integer"}
+    assert speedups.FastValidator(declared_6).fast(1.0) is False
+    # Formats are not checked (the library gives jsonschema no format checker), defaults are
+    # not filled in, and other keywords agree with jsonschema.
+    others = [
+        ({"type": "string", "format": "date-time"}, ["nope", "2026-11-28T12:00:00Z"]),
+        ({"type": "number", "multipleOf": 0.5}, [1.5, 1.25, 2, True]),
+        ({"items": [{"type": "string"}]}, [["a"], [1], ["a", 1], "x"]),
+        ({"type": "integer", "exclusiveMinimum": True, "minimum": 0}, [0, 1, -1]),
+    ]
+    for other, instances in others:
+        check = speedups.FastValidator(other).fast
+        assert check is not None
+        for instance in instances:
+            assert check(instance) == Draft4Validator(other).is_valid(instance), (other, instance)
+    with_default = {"type": "object", "properties": {"a": {"type": "string", "default": "x"}}}
+    payload: dict[str, Any] = {}
+    assert speedups.FastValidator(with_default).fast(payload) and payload == {}
+    # Remote references are never fetched: jsonschema decides, as before.
     assert speedups.FastValidator({"$ref": "http://example.com/x"}).fast is None
 
 
