@@ -54,6 +54,8 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     from cass.security import init_security_headers
     from cass.sessions.routes import bp as sessions_bp
     from cass.sites.routes import bp as sites_bp
+    from cass.sla.routes import bp as sla_bp
+    from cass.sla.routes import jobs_bp
     from cass.tariffs.routes import bp as tariffs_bp
     from cass.tickets import bp as tickets_bp
     from cass.tickets.export_routes import bp as export_bp
@@ -71,7 +73,8 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
         app.register_blueprint(blueprint)
     for blueprint in (sessions_bp, tariffs_bp, csms_admin_bp, api_bp):
         app.register_blueprint(blueprint)
-    app.register_blueprint(rules_bp)
+    for blueprint in (rules_bp, sla_bp, jobs_bp):
+        app.register_blueprint(blueprint)
     csrf.exempt(health_bp)
     # The CSMS API authenticates each request by its HMAC signature, not by a session.
     csrf.exempt(api_bp)

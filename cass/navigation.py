@@ -28,6 +28,8 @@ NAV = [
     ("Tariffs", "tariffs.index", {}, "tariffs.view"),
     ("CSMS", "csms_admin.index", {}, "csms.manage"),
     ("Rules", "rules.index", {}, "rules.view"),
+    ("SLA", "sla.index", {}, "sla.view"),
+    ("Jobs", "jobs.index", {}, "jobs.view"),
     ("Audit", "admin.audit", {}, "audit.view"),
 ]
 

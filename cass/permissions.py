@@ -53,6 +53,11 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # Tariffs per site (/admin/tariffs): the desk reads prices; admins set them.
     "tariffs.view": STAFF,
     "tariffs.manage": frozenset({"admin"}),
+    # SLA calendars and policies (/admin/sla): managers read the promises; admins set them.
+    "sla.view": frozenset({"admin", "as_manager"}),
+    "sla.manage": frozenset({"admin"}),
+    # The scheduler's job runs (/admin/jobs).
+    "jobs.view": frozenset({"admin"}),
     # The secret that signs events from the tenant's other CSMS (/admin/csms).
     "csms.manage": frozenset({"admin"}),
 }

@@ -33,6 +33,21 @@ RULE_FORM = {
     "ticket_priority": "P2",
 }
 
+POLICY_FORM = {
+    "name": "Matrix policy",
+    "priority": "P4",
+    "category": "payment",
+    "active": "y",
+    "resolution_minutes": "120",
+    "resolution_warn": "80",
+    "first_response_warn": "80",
+    "on_site_warn": "80",
+    "vendor_warn": "80",
+}
+ICS = (
+    b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//m//m//EN\r\nBEGIN:VEVENT\r\nUID:m@m\r\n"
+    b"DTSTART;VALUE=DATE:20271225\r\nSUMMARY:Matrix day\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+)
 ACTORS = {
     "anonymous": None,
     "admin": "admin@demo.test",
@@ -262,6 +277,48 @@ ROUTES = [
     ("POST", "/admin/csms/secret", "csms.manage", False, {}),
     ("POST", "/admin/csms/secret/delete", "csms.manage", False, {}),
     ("POST", "/api/v1/csms/events", SIGNED, False, {}),
+    # SLA admin. {calendar} is a fresh calendar of the demo tenant, named by no policy.
+    ("GET", "/admin/sla", "sla.view", False, None),
+    ("GET", "/admin/sla/preview", "sla.view", False, None),
+    ("GET", "/admin/sla/calendars/new", "sla.manage", False, None),
+    (
+        "POST",
+        "/admin/sla/calendars/new",
+        "sla.manage",
+        False,
+        {"name": "Brand new hours", "timezone": "UTC", "hours": "mon-fri 09:00-17:00"},
+    ),
+    ("GET", "/admin/sla/calendars/{calendar}", "sla.view", True, None),
+    ("GET", "/admin/sla/calendars/{calendar}/edit", "sla.manage", True, None),
+    (
+        "POST",
+        "/admin/sla/calendars/{calendar}/edit",
+        "sla.manage",
+        True,
+        {"name": "Matrix hours", "timezone": "UTC", "hours": "mon 09:00-17:00"},
+    ),
+    ("POST", "/admin/sla/calendars/{calendar}/delete", "sla.manage", True, {}),
+    (
+        "POST",
+        "/admin/sla/calendars/{calendar}/holidays",
+        "sla.manage",
+        True,
+        {"day": "2027-01-01", "name": "New Year"},
+    ),
+    (
+        "POST",
+        "/admin/sla/calendars/{calendar}/holidays/{holiday}/delete",
+        "sla.manage",
+        True,
+        {},
+    ),
+    ("POST", "/admin/sla/calendars/{calendar}/import", "sla.manage", True, "ics"),
+    ("GET", "/admin/sla/policies/new", "sla.manage", False, None),
+    ("POST", "/admin/sla/policies/new", "sla.manage", False, POLICY_FORM),
+    ("GET", "/admin/sla/policies/{policy}/edit", "sla.manage", True, None),
+    ("POST", "/admin/sla/policies/{policy}/edit", "sla.manage", True, POLICY_FORM),
+    ("POST", "/admin/sla/policies/{policy}/delete", "sla.manage", True, {}),
+    ("GET", "/admin/jobs", "jobs.view", False, None),
 ]
 
 
@@ -379,6 +436,31 @@ def charger_fixture(app, demo) -> tuple[str, int]:
         return charger.ocpp_id, command.id
 
 
+def sla_fixture(app, demo) -> dict[str, int]:
+    """Give the demo tenant a calendar no policy names, with a holiday, and a P4 policy."""
+    from datetime import date
+
+    from cass.models import BusinessCalendar, CalendarHoliday, SlaPolicy, SlaTarget
+    from cass.tenancy import tenant_context
+
+    with app.app_context(), tenant_context(demo["demo"]):
+        calendar = BusinessCalendar(
+            tenant_id=demo["demo"], name="Matrix", hours=[[[540, 1020]]] * 5 + [[], []]
+        )
+        policy = SlaPolicy(tenant_id=demo["demo"], name="Matrix P4", priority="P4", site_id=None)
+        db.session.add_all([calendar, policy])
+        db.session.flush()
+        holiday = CalendarHoliday(
+            tenant_id=demo["demo"], calendar_id=calendar.id, day=date(2027, 5, 1), name="May"
+        )
+        target = SlaTarget(
+            tenant_id=demo["demo"], policy_id=policy.id, clock="resolution", target_minutes=60
+        )
+        db.session.add_all([holiday, target])
+        db.session.commit()
+        return {"calendar": calendar.id, "holiday": holiday.id, "policy": policy.id}
+
+
 def rule_fixture(app, demo) -> int:
     """Return the id of the demo tenant's connector-fault rule."""
     from cass.models import WorkflowRule
@@ -401,6 +483,7 @@ def test_access_matrix(app, demo, actor, method, path, action, is_object, data):
     ticket = ticket_fixture(app, demo)
     tariff = tariff_fixture(app, demo) if "tariff" in path else (0, 0)
     charger = charger_fixture(app, demo) if "{charger}" in path else ("", 0)
+    sla_ids = sla_fixture(app, demo) if "/admin/sla/" in path else {}
     url = (
         path.replace("<name>", "hold")
         .replace("<action>", "Reset")
@@ -416,6 +499,9 @@ def test_access_matrix(app, demo, actor, method, path, action, is_object, data):
             charger_id=demo["DEMO-CP-0003"],
             charger=charger[0],
             command=charger[1],
+            calendar=sla_ids.get("calendar"),
+            holiday=sla_ids.get("holiday"),
+            policy=sla_ids.get("policy"),
         )
     )
     if method == "GET":
@@ -426,6 +512,12 @@ def test_access_matrix(app, demo, actor, method, path, action, is_object, data):
         response = client.post(
             url,
             data={"csrf_token": token, "file": (io.BytesIO(CSV), "chargers.csv")},
+            content_type="multipart/form-data",
+        )
+    elif data == "ics":
+        response = client.post(
+            url,
+            data={"csrf_token": token, "file": (io.BytesIO(ICS), "days.ics")},
             content_type="multipart/form-data",
         )
     elif data == "file":
@@ -463,7 +555,10 @@ def test_every_route_is_in_the_matrix(app):
             .replace("{site_id}", "<int:site_id>")
             .replace("{charger}", "<ocpp_id>")
             .replace("{command}", "<int:command_id>")
-            .replace("{charger_id}", "<int:charger_id>"),
+            .replace("{charger_id}", "<int:charger_id>")
+            .replace("{calendar}", "<int:calendar_id>")
+            .replace("{holiday}", "<int:holiday_id>")
+            .replace("{policy}", "<int:policy_id>"),
         )
         for m, p, *_ in ROUTES
     }
