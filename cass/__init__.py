@@ -49,11 +49,13 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     from cass.main.routes import bp as main_bp
     from cass.metrics import init_metrics
     from cass.navigation import init_navigation
+    from cass.notifications.routes import bp as notifications_bp
     from cass.rendering import init_rendering
     from cass.rules.routes import bp as rules_bp
     from cass.security import init_security_headers
     from cass.sessions.routes import bp as sessions_bp
     from cass.sites.routes import bp as sites_bp
+    from cass.sla.at_risk import bp as at_risk_bp
     from cass.sla.routes import bp as sla_bp
     from cass.sla.routes import jobs_bp
     from cass.tariffs.routes import bp as tariffs_bp
@@ -73,7 +75,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
         app.register_blueprint(blueprint)
     for blueprint in (sessions_bp, tariffs_bp, csms_admin_bp, api_bp):
         app.register_blueprint(blueprint)
-    for blueprint in (rules_bp, sla_bp, jobs_bp):
+    for blueprint in (rules_bp, sla_bp, jobs_bp, at_risk_bp, notifications_bp):
         app.register_blueprint(blueprint)
     csrf.exempt(health_bp)
     # The CSMS API authenticates each request by its HMAC signature, not by a session.

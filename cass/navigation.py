@@ -18,6 +18,7 @@ NAV = [
     ("Tickets", "tickets.index", {}, "tickets.view"),
     ("My tickets", "tickets.index", {"assignee": "me"}, "tickets.work"),
     ("Board", "tickets.board", {}, "tickets.view"),
+    ("At risk", "at_risk.index", {}, "tickets.view"),
     ("New ticket", "tickets.new", {}, "tickets.create"),
     ("Chargers", "chargers.index", {}, "chargers.view"),
     ("Sessions", "sessions.index", {}, "sessions.view"),

@@ -319,6 +319,10 @@ ROUTES = [
     ("POST", "/admin/sla/policies/{policy}/edit", "sla.manage", True, POLICY_FORM),
     ("POST", "/admin/sla/policies/{policy}/delete", "sla.manage", True, {}),
     ("GET", "/admin/jobs", "jobs.view", False, None),
+    ("GET", "/sla/at-risk", "tickets.view", False, None),
+    ("GET", "/notifications", "home.view", False, None),
+    ("GET", "/notifications/bell", "home.view", False, None),
+    ("POST", "/notifications/read", "home.view", False, {}),
 ]
 
 

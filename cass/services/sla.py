@@ -398,3 +398,44 @@ def remaining(clock: SlaClock, now: datetime | None = None) -> timedelta | None:
     if clock.state == "paused" and clock.paused_since is not None:
         return cal.between(clock.paused_since, clock.due_at)
     return cal.between(now, clock.due_at)
+
+
+@dataclass(frozen=True)
+class AtRisk:
+    """One live clock near or past its due time, with its ticket."""
+
+    clock: SlaClock
+    ticket: Ticket
+    remaining: timedelta | None
+
+
+def at_risk(
+    visible_tickets: Any,
+    horizon: timedelta = timedelta(hours=4),
+    after: tuple[datetime, int] | None = None,
+    limit: int = 50,
+    now: datetime | None = None,
+) -> list[AtRisk]:
+    """Return live clocks of visible tickets warned, breached or due within `horizon`, soonest
+    first, after the keyset `after` (due_at, clock id)."""
+    now = now or _now()
+    tickets = visible_tickets.subquery()
+    query = (
+        select(SlaClock, Ticket)
+        .join(Ticket, Ticket.id == SlaClock.ticket_id)
+        .where(
+            Ticket.id.in_(select(tickets.c.id)),
+            SlaClock.tenant_id == Ticket.tenant_id,
+            SlaClock.state.in_(("running", "warning", "breached")),
+            SlaClock.stopped_at.is_(None),
+            (SlaClock.due_at <= now + horizon) | SlaClock.state.in_(("warning", "breached")),
+        )
+        .order_by(SlaClock.due_at, SlaClock.id)
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(
+            (SlaClock.due_at > after[0])
+            | ((SlaClock.due_at == after[0]) & (SlaClock.id > after[1]))
+        )
+    return [AtRisk(c, t, remaining(c, now)) for c, t in db.session.execute(query).all()]
