@@ -32,7 +32,8 @@ def make_tickets(app, demo, count: int, vendor: bool = False) -> list[int]:
     with app.app_context(), system_context():
         db.session.execute(
             text(
-                "UPDATE sla_clock SET due_at = now() + make_interval(mins => (10 + ticket_id % 1000)::int)"
+                "UPDATE sla_clock"
+                " SET due_at = now() + make_interval(mins => (10 + ticket_id % 1000)::int)"
                 " WHERE ticket_id = ANY(:ids) AND clock = 'resolution'"
             ),
             {"ids": ids},
@@ -143,3 +144,14 @@ def test_marking_read_answers_htmx_with_the_inbox_and_refuses_a_stale_form(app, 
     answer = client.post("/notifications/read", data={"csrf_token": token}, headers=HX)
     assert answer.status_code == 200
     assert client.post("/notifications/read", data={}).status_code in (400, 422)
+
+
+def test_time_left_reads_naturally_and_a_breach_is_always_late():
+    from datetime import timedelta
+
+    from cass.sla.at_risk import business_left
+
+    assert business_left(timedelta(minutes=65)) == "1 h 05 min left"
+    assert business_left(timedelta(minutes=-20)) == "late by 20 min"
+    assert business_left(timedelta(0), breached=True) == "late"
+    assert business_left(None) == ""

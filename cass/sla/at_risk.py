@@ -37,14 +37,17 @@ def _after() -> tuple[datetime, int] | None:
 
 
 @bp.app_template_filter("business_left")
-def business_left(left: timedelta | None) -> str:
-    """Write business time left as "1 h 05 min left" or "late by 20 min"."""
+def business_left(left: timedelta | None, breached: bool = False) -> str:
+    """Write business time left as "1 h 05 min left", or for a breached clock "late by 20 min"
+    (just "late" when no business time has passed since, e.g. overnight)."""
     if left is None:
         return ""
     minutes = int(abs(left.total_seconds()) // 60)
     hours, rest = divmod(minutes, 60)
     text = f"{hours} h {rest:02d} min" if hours else f"{rest} min"
-    return f"late by {text}" if left.total_seconds() < 0 else f"{text} left"
+    if breached or left.total_seconds() < 0:
+        return f"late by {text}" if minutes else "late"
+    return f"{text} left"
 
 
 @bp.get("/at-risk")
