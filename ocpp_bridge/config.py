@@ -23,9 +23,12 @@ class BridgeConfig:
     # Given to chargers in BootNotification; pending chargers retry their boot this often.
     heartbeat_interval: int = 60
     pending_retry_interval: int = 30
-    # WebSocket pings find a charger that vanished without closing: ping_interval + ping_timeout.
+    # WebSocket pings find a charger that vanished without closing: after ping_interval +
+    # ping_timeout its socket is failed, and after close_timeout more (the time a closing peer
+    # gets to answer) it is closed and the charger offline: 70 s with these defaults.
     ping_interval: float = 30.0
     ping_timeout: float = 30.0
+    close_timeout: float = 10.0
     # A socket that sends no frame for this long is closed (heartbeats stopped).
     idle_timeout: float = 150.0
     # Every touch_interval the bridge marks its sockets' chargers alive; any charger not marked
@@ -65,6 +68,7 @@ class BridgeConfig:
             "heartbeat_interval",
             "ping_interval",
             "ping_timeout",
+            "close_timeout",
             "idle_timeout",
             "touch_interval",
             "offline_after",

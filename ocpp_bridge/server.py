@@ -318,6 +318,7 @@ class Bridge:
                 max_size=config.max_frame_bytes,
                 ping_interval=config.ping_interval,
                 ping_timeout=config.ping_timeout,
+                close_timeout=config.close_timeout,
                 ssl=tls,
             ) as server:
                 self.port = server.sockets[0].getsockname()[1]

@@ -27,6 +27,7 @@ from tests.conftest import CHARGER_KEY
 FAST = {
     "ping_interval": 0.5,
     "ping_timeout": 0.5,
+    "close_timeout": 1.0,
     "touch_interval": 0.2,
     "offline_after": 1.5,
     "command_timeout": 2.0,
