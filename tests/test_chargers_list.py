@@ -5,7 +5,7 @@ bad input, and set-based queries. Expected rows come from the database, read as 
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import psycopg
 import pytest
@@ -474,3 +474,69 @@ def test_warranty_expiry_is_today_in_utc(agent, database_url, demo):
     expired = ids(agent.get("/chargers?warranty=expired").get_data(as_text=True))
     assert "DEMO-CP-0001" not in expired  # the warranty's last day still counts
     assert isinstance(TODAY, date)
+
+
+# The row markup as the list's template wrote it before cass/chargers/rows.py took over.
+TEMPLATE_ROW = (
+    '{% for c in rows %}\n<tr id="charger-{{ c.id }}" data-list-row{% if c.faulted %}'
+    ' class="faulted"{% endif %}>\n'
+    '  <td><a href="{{ page_start }}{{ c.ocpp_id }}{{ page_end }}">{{ c.ocpp_id }}</a>'
+    '{% if c.registration != "accepted" %} <span class="badge">{{ c.registration }}</span>'
+    "{% endif %}</td>\n"
+    '  <td>{% if c.online %}<span class="badge ok">online</span>{% else %}'
+    '<span class="badge bad">offline</span>{% endif %}<br><small class="muted">'
+    '{% if c.last_seen %}seen <time datetime="{{ c.last_seen.isoformat() }}">'
+    "{{ c.last_seen | utc }}</time>{% else %}never seen{% endif %}</small></td>\n"
+    '  <td class="connectors">{% for no, status, error in c.connectors %}'
+    '<span class="connector"><small>{{ no }}</small> <span class="badge cs-'
+    '{{ connector_tones.get(status, \'idle\') }}">{{ status }}{% if error != "NoError" %}'
+    ' · {{ error }}{% endif %}</span></span>{% else %}<span class="muted">—</span>'
+    "{% endfor %}</td>\n"
+    '  <td class="optional">{{ c.site or "" }}</td>\n'
+    '  <td class="optional">{{ c.manufacturer or "" }} {{ c.model or "" }}</td>\n'
+    '  <td class="optional">{{ c.serial or "—" }}<br><small class="muted">'
+    '{{ c.asset_tag or "" }}</small></td>\n'
+    '  <td class="optional">{{ c.firmware or "—" }}</td>\n'
+    '  <td class="optional">{% if c.warranty_end %}{% if c.warranty_end < today %}'
+    '<span class="badge bad">expired</span> {% endif %}{{ c.warranty_end.isoformat() }}'
+    '{% else %}<span class="muted">—</span>{% endif %}</td>\n'
+    "  <td>{% if c.open_tickets %}"
+    '<a href="{{ tickets_start }}{{ c.ocpp_id }}{{ tickets_end }}">{{ c.open_tickets }}</a>'
+    '{% else %}<span class="muted">0</span>{% endif %}</td>\n'
+    "</tr>\n{% endfor %}"
+)
+
+
+def test_rows_written_in_python_match_the_template_they_replaced(app):
+    from cass.chargers.rows import charger_rows
+    from cass.services.charger_list import ChargerRow
+
+    today = date(2026, 11, 28)
+    seen = datetime(2026, 11, 28, 13, 5, 9, 123456, tzinfo=UTC)
+    rows = [
+        ChargerRow(
+            1, "CP-1", "ABB", "Terra", "SN1", "AT1", "1.2", True, seen, today, "accepted", 1,
+            "Depot", [(1, "Available", "NoError"), (2, "Faulted", "GroundFailure")], 2,
+        ),
+        ChargerRow(
+            2, "CP<2>&\"'", None, None, None, None, None, False, None, None, "pending", 2,
+            None, [], 0,
+        ),
+        ChargerRow(
+            3, "CP-3", "A&B", "<M>", "S\"N", "A'T", "<1>", False,
+            datetime(2026, 3, 29, 1, 30, 5, tzinfo=timezone(timedelta(hours=2))),
+            today - timedelta(days=1), "rejected", 3, "Site <&>",
+            [(1, "Weird<>", "Err&"), (2, "Charging", "NoError")], 0,
+        ),
+    ]  # fmt: skip
+    urls = ("/chargers/", "", "/tickets?charger=", "&status=open")
+    with app.test_request_context():
+        expected = app.jinja_env.from_string(TEMPLATE_ROW).render(
+            rows=rows,
+            page_start=urls[0],
+            page_end=urls[1],
+            tickets_start=urls[2],
+            tickets_end=urls[3],
+            today=today,
+        )
+        assert str(charger_rows(rows, *urls, today)) == expected

@@ -13,6 +13,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from cass.chargers import live
 from cass.chargers.blueprint import bp
 from cass.chargers.forms import FORMS, CancelCommandForm, CommandForm
+from cass.chargers.rows import charger_rows
 from cass.extensions import db
 from cass.live import get_broker
 from cass.live_routes import HEARTBEAT_SECONDS, MAX_STREAM_SECONDS, MAX_STREAMS
@@ -37,6 +38,9 @@ PANELS = {
     "messages": (charger_page.messages, "msg_after"),
     "sessions": (charger_page.sessions, "ss_after"),
 }
+
+
+bp.add_app_template_global(charger_rows, "charger_rows")
 
 
 @bp.context_processor

@@ -46,6 +46,16 @@ class Site(TenantOwned, db.Model):
     contact_email: Mapped[str | None] = mapped_column(String(254))
 
 
+# Each charger's trigrams (of its lower-cased OCPP id, serial and asset tag) with a token of its
+# tenant, GIN-indexed for the list's search (migration 0006; read by cass_charger_matches, which
+# row-level security needs).
+# Parenthesised as Postgres prints it back, so autogenerate sees the same expression.
+CHARGER_SEARCH_DOCUMENT = (
+    "(((ARRAY['~t' || tenant_id::text] || cass_charger_grams(lower(ocpp_id)))"
+    " || cass_charger_grams(lower(serial))) || cass_charger_grams(lower(asset_tag)))"
+)
+
+
 class Charger(TenantOwned, db.Model):
     """A charging station, known to the bridge by its OCPP charge point id."""
 
@@ -57,6 +67,12 @@ class Charger(TenantOwned, db.Model):
         ),
         # The offline sweep: online chargers by last sign of life.
         Index("ix_charger_online_last_seen", "last_seen", postgresql_where=text("online")),
+        # The list: its order and cursor in a tenant, the model and firmware filters (and their
+        # choices, by skip scan), the search (migration 0006).
+        Index("ix_charger_tenant_ocpp", "tenant_id", "ocpp_id"),
+        Index("ix_charger_tenant_model", "tenant_id", "model", "ocpp_id"),
+        Index("ix_charger_tenant_firmware", "tenant_id", "firmware", "ocpp_id"),
+        Index("ix_charger_search", text(CHARGER_SEARCH_DOCUMENT), postgresql_using="gin"),
         ForeignKeyConstraint(
             ["tenant_id", "site_id"], ["site.tenant_id", "site.id"], name="fk_charger_site"
         ),
@@ -109,6 +125,8 @@ class Connector(TenantOwned, db.Model):
     __table_args__ = (
         UniqueConstraint("charger_id", "connector_no", name="uq_connector_charger_no"),
         UniqueConstraint("tenant_id", "id", name="uq_connector_tenant_id"),
+        # The list's counts per status and its connector-state filters (migration 0006).
+        Index("ix_connector_tenant_status", "tenant_id", "status", "charger_id"),
         ForeignKeyConstraint(
             ["tenant_id", "charger_id"],
             ["charger.tenant_id", "charger.id"],

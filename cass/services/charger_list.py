@@ -5,12 +5,13 @@ dropped and named in notices, so a pasted URL still shows a list. Only a bad `af
 an error (`BadCursor`, a 422): restarting at the first page would append rows already shown.
 
 Everything is set-based. A page is one select of at most PAGE_SIZE + 1 chargers in OCPP-id
-order (the unique ocpp_id index), their site name, connectors and open-ticket count coming from
-scalar subqueries on indexed keys (connector's (charger_id, connector_no), ticket's
-(tenant_id, charger_id, ...)); the state counts are one select over the filtered fleet; the
-filter choices are one select of JSON aggregates. The text search is ILIKE on the tenant's
-chargers (see fleet.search_condition): a scan of one tenant's rows, a few ms at 10,000 chargers;
-a trigram index would be the next step for fleets far larger than that.
+order (the (tenant_id, ocpp_id) index), their site name, connectors and open-ticket count coming
+from scalar subqueries on indexed keys (connector's (charger_id, connector_no), ticket's
+(tenant_id, charger_id, ...)); the state counts are one select over the filtered fleet (the
+connectors per status from the (tenant_id, status, charger_id) index); the filter choices are
+one select, the models and firmware by skip scans. The text search finds its chargers through a
+trigram index (cass_charger_matches, migration 0006) and reads them by primary key. Each select
+is built once per shape of query, with bound parameters (see _Shape).
 
 Paging is by keyset on the OCPP id: `after` is the last id shown, so every page costs the same.
 `through` is the live refresh's: the list again from the start down to the last row the user
@@ -22,24 +23,36 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     JSON,
+    BigInteger,
+    Boolean,
     ColumnElement,
+    Date,
     Select,
+    String,
+    Text,
+    any_,
+    bindparam,
+    cast,
+    column,
     exists,
     false,
     func,
     or_,
     select,
+    text,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from cass import lifecycle
 from cass.extensions import db
 from cass.models import Charger, Connector, Site, Ticket, User
-from cass.services.fleet import search_condition
 from cass.tenancy import current_tenant_id
 from ocpp_bridge.vocab import CHARGE_POINT_ID_RE
 
@@ -190,51 +203,182 @@ def visible_charger(actor: User, ocpp_id: str) -> Charger | None:
     ocpp_id = (ocpp_id or "").strip()
     if not CHARGE_POINT_ID_RE.fullmatch(ocpp_id):
         return None
-    stmt = select(Charger).where(*visible_criteria(actor), Charger.ocpp_id == ocpp_id)
-    return db.session.scalars(stmt).first()
+    shape, params = _shape(actor, ChargerQuery())
+    params["ocpp_id"] = ocpp_id
+    return db.session.scalars(_charger_select(shape.who), params).first()
+
+
+@lru_cache(maxsize=8)
+def _charger_select(who: str) -> Select[Any]:
+    return select(Charger).where(
+        *_visible(who), Charger.ocpp_id == bindparam("ocpp_id", type_=String)
+    )
 
 
 # --- the selects ----------------------------------------------------------------------------
+#
+# Each select is built once per shape of query (which filters are on, staff or vendor, which
+# cursor), with bound parameters for the values, and kept: building a select with three
+# subqueries and hashing it for SQLAlchemy's compiled cache costs more than Postgres takes to
+# run it. _Shape says which clauses a select has; _params gives the values.
+
+NEEDLE = bindparam("needle", type_=Text)
 
 
-def _has_connector(status: str) -> ColumnElement[bool]:
+@dataclass(frozen=True)
+class _Shape:
+    """Which clauses a select has (hashable: the key of the kept selects)."""
+
+    who: str  # "staff", "vendor", or "nobody" (a vendor user without a vendor)
+    q: bool = False
+    q_id: bool = False  # the search is also a database id
+    site: bool = False
+    model: bool = False
+    firmware: bool = False
+    warranty: str | None = None
+    online: bool = False
+    connector: bool = False
+    faulted: bool = False
+
+    @property
+    def base(self) -> _Shape:
+        """Return this shape without the state filters (the counts' shape)."""
+        return replace(self, online=False, connector=False, faulted=False)
+
+
+def _shape(actor: User, query: ChargerQuery) -> tuple[_Shape, dict[str, Any]]:
+    """Return the shape of `query`'s selects for `actor`, and the values of their parameters."""
+    params: dict[str, Any] = {"tenant": current_tenant_id(), "today": datetime.now(UTC).date()}
+    who = "staff"
+    if actor.role == "vendor":
+        who = "vendor" if actor.vendor_id is not None else "nobody"
+        params["vendor_id"] = actor.vendor_id
+    q = query.q.strip()[:MAX_Q]
+    q_id = bool(q) and q.isascii() and q.isdigit() and int(q) < 2**63
+    params.update(
+        needle=q.lower(),
+        q_id=int(q) if q_id else None,
+        site=query.site,
+        model=query.model,
+        firmware=query.firmware,
+        online=query.online == "yes",
+        connector=query.connector,
+        after=query.after,
+        through=query.through,
+    )
+    shape = _Shape(
+        who,
+        q=bool(q),
+        q_id=q_id,
+        site=bool(query.site),
+        model=bool(query.model),
+        firmware=bool(query.firmware),
+        warranty=query.warranty,
+        online=bool(query.online),
+        connector=bool(query.connector),
+        faulted=query.faulted,
+    )
+    return shape, params
+
+
+def _visible(who: str) -> list[ColumnElement[bool]]:
+    """Return the conditions on Charger for who may see which (see visible_criteria)."""
+    where: list[ColumnElement[bool]] = [Charger.tenant_id == bindparam("tenant")]
+    if who == "nobody":
+        return [*where, false()]
+    if who == "vendor":
+        on_tickets = select(Ticket.charger_id).where(
+            Ticket.tenant_id == bindparam("tenant"),
+            Ticket.assignee_vendor_id == bindparam("vendor_id"),
+            Ticket.charger_id.is_not(None),
+        )
+        vendor = Charger.vendor_id == bindparam("vendor_id")
+        where.append(or_(vendor, Charger.id.in_(on_tickets)))
+    return where
+
+
+def search_condition(with_id: bool = False) -> ColumnElement[bool]:
+    """Return the condition on Charger for a text search (the parameter `needle`, lower-cased):
+    a case-insensitive part of its OCPP id, serial or asset tag, of its site's name or address,
+    or (`with_id`, parameter `q_id`) its database id: the matches of fleet.search_condition,
+    found through indexes.
+
+    The charger's own fields are matched by cass_charger_matches() through a trigram index (see
+    migration 0006: row-level security would keep Postgres from using it in this query), its
+    site's through the site_id index from the array of the tenant's matching sites (a few
+    hundred rows at most). The matches are gathered into one array first, so the chargers are
+    read by primary key: Postgres cannot estimate how many a search matches, and given a
+    subquery it plans for thousands and scans the tenant's chargers.
+    """
+
+    def has(col: Any) -> ColumnElement[bool]:
+        return func.strpos(func.lower(col), NEEDLE) > 0
+
+    tenant = bindparam("tenant")
+    own = func.cass_charger_matches(NEEDLE).table_valued(column("id", BigInteger))
+    sites = select(func.array_agg(Site.id)).where(
+        Site.tenant_id == tenant, or_(has(Site.name), has(Site.address))
+    )
+    parts: list[Select[Any]] = [
+        select(own.c.id),
+        select(Charger.id).where(
+            Charger.tenant_id == tenant, Charger.site_id == any_(_array(sites))
+        ),
+    ]
+    if with_id:
+        parts.append(select(bindparam("q_id", type_=BigInteger)))
+    found = union_all(*parts).subquery()
+    return Charger.id == any_(_array(select(func.array_agg(found.c.id))))
+
+
+def _array(stmt: Select[Any]) -> ColumnElement[Any]:
+    """Return a select of one array as a value (`= ANY(...)` of a bare subquery would compare
+    with each of its rows, not with the elements of its array)."""
+    return cast(stmt.scalar_subquery(), ARRAY(BigInteger))
+
+
+def _has_connector(status: Any) -> ColumnElement[bool]:
     return exists().where(
-        Connector.tenant_id == current_tenant_id(),
+        Connector.tenant_id == bindparam("tenant"),
         Connector.charger_id == Charger.id,
         Connector.status == status,
     )
 
 
-def _base_criteria(actor: User, query: ChargerQuery) -> list[ColumnElement[bool]]:
+def _base_criteria(shape: _Shape) -> list[ColumnElement[bool]]:
     """Return what the user may see narrowed by every filter but the state ones."""
-    where = visible_criteria(actor)
-    if query.q:
-        where.append(search_condition(query.q))
-    if query.site:
-        where.append(Charger.site_id == query.site)
-    if query.model:
-        where.append(Charger.model == query.model)
-    if query.firmware:
-        where.append(Charger.firmware == query.firmware)
-    if query.warranty:
-        today = datetime.now(UTC).date()
-        if query.warranty == "expired":
+    where = _visible(shape.who)
+    if shape.q:
+        where.append(search_condition(shape.q_id))
+    if shape.site:
+        where.append(Charger.site_id == bindparam("site", type_=BigInteger))
+    if shape.model:
+        where.append(Charger.model == bindparam("model", type_=String))
+    if shape.firmware:
+        where.append(Charger.firmware == bindparam("firmware", type_=String))
+    if shape.warranty:
+        today = bindparam("today", type_=Date)
+        if shape.warranty == "expired":
             where.append(Charger.warranty_end < today)
         else:
             where.append(or_(Charger.warranty_end >= today, Charger.warranty_end.is_(None)))
     return where
 
 
-def _state_criteria(query: ChargerQuery) -> list[ColumnElement[bool]]:
+def _state_criteria(shape: _Shape) -> list[ColumnElement[bool]]:
     """Return the state filters: online, a connector status, faulted now."""
     where: list[ColumnElement[bool]] = []
-    if query.online:
-        where.append(Charger.online.is_(query.online == "yes"))
-    if query.connector:
-        where.append(_has_connector(query.connector))
-    if query.faulted:
+    if shape.online:
+        where.append(Charger.online == bindparam("online", type_=Boolean))
+    if shape.connector:
+        where.append(_has_connector(bindparam("connector", type_=String)))
+    if shape.faulted:
         where.append(_has_connector("Faulted"))
     return where
+
+
+def _has_state_filter(query: ChargerQuery) -> bool:
+    return bool(query.online or query.connector or query.faulted)
 
 
 def _check_cursor(value: str | None) -> str | None:
@@ -278,8 +422,8 @@ class ChargerPage:
     next_after: str | None
 
 
-def _page_select(actor: User, where: list[ColumnElement[bool]], limit: int) -> Select[Any]:
-    tenant = current_tenant_id()
+def _page_select(shape: _Shape, where: list[ColumnElement[bool]], limit: int) -> Select[Any]:
+    tenant = bindparam("tenant")
     connectors = (
         select(
             func.json_agg(
@@ -300,8 +444,8 @@ def _page_select(actor: User, where: list[ColumnElement[bool]], limit: int) -> S
         Ticket.charger_id == Charger.id,
         Ticket.status.in_(lifecycle.OPEN_STATUSES),
     )
-    if actor.role == "vendor":
-        tickets = tickets.where(Ticket.assignee_vendor_id == actor.vendor_id)
+    if shape.who != "staff":
+        tickets = tickets.where(Ticket.assignee_vendor_id == bindparam("vendor_id"))
     site = select(Site.name).where(Site.id == Charger.site_id).scalar_subquery()
     return (
         select(
@@ -327,23 +471,33 @@ def _page_select(actor: User, where: list[ColumnElement[bool]], limit: int) -> S
     )
 
 
+@lru_cache(maxsize=512)
+def _list_select(shape: _Shape, cursor: str | None) -> Select[Any]:
+    """Return the page's select: the first page, the page `after` a cursor, or (`through`)
+    every row up to one, and whether any follows it (an InitPlan run once)."""
+    where = _base_criteria(shape) + _state_criteria(shape)
+    if cursor == "after":
+        where.append(Charger.ocpp_id > bindparam("after", type_=String))
+    if cursor != "through":
+        return _page_select(shape, where, PAGE_SIZE + 1)
+    through = bindparam("through", type_=String)
+    later = exists().where(*where, Charger.ocpp_id > through)
+    stmt = _page_select(shape, [*where, Charger.ocpp_id <= through], MAX_THROUGH + 1)
+    return stmt.add_columns(later.label("later"))
+
+
 def list_page(actor: User, query: ChargerQuery) -> ChargerPage:
     """Return the page of visible chargers matching `query` (after its cursor, if any)."""
     after, through = _check_cursor(query.after), _check_cursor(query.through)
-    where = _base_criteria(actor, query) + _state_criteria(query)
-    if after:
-        where.append(Charger.ocpp_id > after)
+    shape, params = _shape(actor, query)
+    connection = db.session.connection()
     if through and not after:
-        # Every row up to `through` (at most MAX_THROUGH), and whether any follows it: one
-        # select, the second part an InitPlan run once.
-        later = exists().where(*where, Charger.ocpp_id > through)
-        stmt = _page_select(actor, [*where, Charger.ocpp_id <= through], MAX_THROUGH + 1)
-        result = db.session.connection().execute(stmt.add_columns(later.label("later"))).all()
+        result = connection.execute(_list_select(shape, "through"), params).all()
         size = MAX_THROUGH
         more = len(result) > size or bool(result and result[0][-1])
     else:
-        stmt = _page_select(actor, where, PAGE_SIZE + 1)
-        result = db.session.connection().execute(stmt).all()
+        result = connection.execute(_list_select(shape, "after" if after else None), params)
+        result = result.all()
         size = PAGE_SIZE
         more = len(result) > size
     rows = [
@@ -374,18 +528,12 @@ class StateCounts:
         return [(s, self.connectors[s]) for s in known + others]
 
 
-def state_counts(actor: User, query: ChargerQuery) -> StateCounts:
-    """Count the chargers matching every filter but the state ones, by state, in one select.
-
-    Two aggregates: the chargers (all, online), and their connectors per status with the
-    chargers of the Faulted ones (hashed, no sort).
-    Unfiltered, each is one scan of the tenant's rows; filtered, the chargers are selected once
-    and the connectors matched against them.
-    """
-    tenant = current_tenant_id()
-    base = _base_criteria(actor, query)
+@lru_cache(maxsize=256)
+def _counts_select(shape: _Shape) -> Select[Any]:
+    """Return the counts' select for a shape without state filters (see state_counts)."""
+    base = _base_criteria(shape)
     k = Connector
-    on: list[ColumnElement[bool]] = [k.tenant_id == tenant]
+    on: list[ColumnElement[bool]] = [k.tenant_id == bindparam("tenant")]
     chargers = select(
         func.json_build_array(func.count(), func.count().filter(Charger.online))
     ).where(*base)
@@ -413,8 +561,20 @@ def state_counts(actor: User, query: ChargerQuery) -> StateCounts:
             func.json_build_array(per_status.c.status, per_status.c.n, per_status.c.faulted)
         )
     )
-    stmt = select(chargers.scalar_subquery(), statuses.scalar_subquery())
-    (total, online), found = db.session.connection().execute(stmt).one()
+    return select(chargers.scalar_subquery(), statuses.scalar_subquery())
+
+
+def state_counts(actor: User, query: ChargerQuery) -> StateCounts:
+    """Count the chargers matching every filter but the state ones, by state, in one select.
+
+    Two aggregates: the chargers (all, online), and their connectors per status with the
+    chargers of the Faulted ones (hashed, no sort).
+    Unfiltered, each is one scan of the tenant's rows; filtered, the chargers are selected once
+    and the connectors matched against them.
+    """
+    shape, params = _shape(actor, query)
+    stmt = _counts_select(shape.base)
+    (total, online), found = db.session.connection().execute(stmt, params).one()
     faulted = {ident for _, _, ids in found or [] for ident in ids or []}
     return StateCounts(total, online, len(faulted), {status: n for status, n, _ in found or []})
 
@@ -423,7 +583,7 @@ def counts_for(actor: User, query: ChargerQuery, listing: ChargerPage) -> StateC
     """Return the state counts for the list: from the rows themselves when they are the whole
     filtered fleet (no state filter, no cursor to skip rows, nothing after them), else
     counted by the database (state_counts)."""
-    if query.after or _state_criteria(query) or listing.next_after is not None:
+    if query.after or _has_state_filter(query) or listing.next_after is not None:
         return state_counts(actor, query)
     connectors: dict[str, int] = {}
     for row in listing.rows:
@@ -446,10 +606,44 @@ class FilterChoices:
     firmware: list[str]
 
 
+# The models and firmware versions in use, each by a skip scan of its (tenant_id, column, ...)
+# index: the smallest value, then the smallest one above it, and so on; one index descent a
+# distinct value instead of grouping every charger of the tenant.
+STAFF_CHOICES = text("""
+WITH RECURSIVE models(v) AS (
+  SELECT min(model) FROM charger WHERE tenant_id = :tenant
+  UNION ALL
+  SELECT (SELECT min(c.model) FROM charger c WHERE c.tenant_id = :tenant AND c.model > m.v)
+  FROM models m WHERE m.v IS NOT NULL
+), versions(v) AS (
+  SELECT min(firmware) FROM charger WHERE tenant_id = :tenant
+  UNION ALL
+  SELECT (SELECT min(c.firmware) FROM charger c WHERE c.tenant_id = :tenant AND c.firmware > f.v)
+  FROM versions f WHERE f.v IS NOT NULL
+)
+SELECT (SELECT json_agg(json_build_array(s.id, s.name) ORDER BY s.name, s.id)
+        FROM site s WHERE s.tenant_id = :tenant),
+       ARRAY(SELECT v FROM models WHERE v IS NOT NULL),
+       ARRAY(SELECT v FROM versions WHERE v IS NOT NULL)
+""")
+
+
 def filter_choices(actor: User) -> FilterChoices:
-    """Return the sites, models and firmware versions to filter by, in one select (the models
-    and firmware from one scan of the user's chargers, grouped by both)."""
+    """Return the sites, models and firmware versions to filter by, in one select.
+
+    Staff see the tenant's chargers, so the models and firmware come from skip scans of their
+    indexes (STAFF_CHOICES); a vendor's users from one scan of their chargers, grouped by both.
+    """
     tenant = current_tenant_id()
+    if actor.role != "vendor":
+        found_sites, models, versions = (
+            db.session.connection().execute(STAFF_CHOICES, {"tenant": tenant}).one()
+        )
+        return FilterChoices(
+            [(ident, name) for ident, name in found_sites or []],
+            sorted(models),
+            sorted(versions),
+        )
     pairs = (
         select(Charger.model.label("model"), Charger.firmware.label("firmware"))
         .where(*visible_criteria(actor))

@@ -22,16 +22,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from ocpp.v16.enums import Action as Action16
 from ocpp.v201.enums import Action as Action201
 from sqlalchemy import (
     JSON,
+    BigInteger,
     ColumnElement,
     Select,
     String,
     and_,
+    bindparam,
     cast,
     event,
     func,
@@ -59,7 +62,7 @@ from cass.models import (
 )
 from cass.services import charger_commands
 from cass.services.audit import audit
-from cass.services.tickets import format_key, visible
+from cass.services.tickets import format_key
 from cass.tenancy import current_tenant_id
 
 TIMELINE_PAGE = 25
@@ -253,12 +256,12 @@ class ConnectorState:
     since: datetime | None
 
 
-def _charger_wide(charger: Charger) -> Select[Any]:
+def _charger_wide(tenant: Any, charger: Any) -> Select[Any]:
     """Return a select of the newest connector-0 status among the charger's newest events."""
     e = ChargerEvent
     recent = (
         select(e.id, e.at, e.connector_no, e.kind, e.status, e.error_code)
-        .where(e.tenant_id == current_tenant_id(), e.charger_id == charger.id)
+        .where(e.tenant_id == tenant, e.charger_id == charger)
         .order_by(e.at.desc())
         .limit(CHARGER_STATUS_LOOKBACK)
         .subquery()
@@ -271,20 +274,21 @@ def _charger_wide(charger: Charger) -> Select[Any]:
     )
 
 
-def _connectors(charger: Charger) -> Select[Any]:
+def _connectors(tenant: Any, charger: Any) -> Select[Any]:
     k = Connector
     return (
         select(k.connector_no, k.status, k.error_code, k.updated_at)
-        .where(k.tenant_id == current_tenant_id(), k.charger_id == charger.id)
+        .where(k.tenant_id == tenant, k.charger_id == charger)
         .order_by(k.connector_no)
     )
 
 
 def connector_states(charger: Charger) -> list[ConnectorState]:
     """Return the charger-wide status (if the charger reported one lately) and each connector."""
-    whole = db.session.connection().execute(_charger_wide(charger)).first()
+    tenant = current_tenant_id()
+    whole = db.session.connection().execute(_charger_wide(tenant, charger.id)).first()
     states = [ConnectorState(0, *whole)] if whole else []
-    return states + [ConnectorState(*row) for row in _rows(_connectors(charger))]
+    return states + [ConnectorState(*row) for row in _rows(_connectors(tenant, charger.id))]
 
 
 # --- timeline -------------------------------------------------------------------------------
@@ -612,7 +616,7 @@ class CommandRow:
         return [str(k) for k in result.get("unknownKey") or []] if isinstance(result, dict) else []
 
 
-def _commands(charger: Charger) -> Select[Any]:
+def _commands(tenant: Any, charger: Any) -> Select[Any]:
     c = ChargerCommand
     return (
         select(
@@ -627,7 +631,7 @@ def _commands(charger: Charger) -> Select[Any]:
             User.name.label("by"),
         )
         .outerjoin(User, and_(User.id == c.created_by_id, User.tenant_id == c.tenant_id))
-        .where(c.tenant_id == current_tenant_id(), c.charger_id == charger.id)
+        .where(c.tenant_id == tenant, c.charger_id == charger)
         .order_by(c.created_at.desc(), c.id.desc())
         .limit(SIDE_PANEL)
     )
@@ -635,7 +639,8 @@ def _commands(charger: Charger) -> Select[Any]:
 
 def commands(charger: Charger) -> list[CommandRow]:
     """Return the charger's newest commands and who queued each (one select)."""
-    return [CommandRow(CommandView(*row[:8]), row[8]) for row in _rows(_commands(charger))]
+    stmt = _commands(current_tenant_id(), charger.id)
+    return [CommandRow(CommandView(*row[:8]), row[8]) for row in _rows(stmt)]
 
 
 @dataclass(frozen=True)
@@ -661,13 +666,11 @@ def _moment(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def live_state(actor: User, charger: Charger) -> LiveState:
-    """Return the site, vendor, connectors, commands, jobs and tickets in one select.
-
-    Each part is a scalar subquery on an index that starts with the charger (or a primary key),
-    aggregated to JSON: one round trip instead of eight.
-    """
-    tenant = current_tenant_id()
+@lru_cache(maxsize=4)
+def _live_select(vendor_user: bool) -> Select[Any]:
+    """Return live_state's select (built once; a vendor's user sees their vendor's tickets)."""
+    tenant = bindparam("tenant", type_=BigInteger)
+    charger = bindparam("charger", type_=BigInteger)
     site = select(
         Site.id,
         Site.name,
@@ -676,47 +679,62 @@ def live_state(actor: User, charger: Charger) -> LiveState:
         cast(Site.lon, String),
         Site.contact_name,
         Site.contact_phone,
-    ).where(Site.tenant_id == tenant, Site.id == charger.site_id)
-    vendor = select(Vendor.name).where(Vendor.tenant_id == tenant, Vendor.id == charger.vendor_id)
+    ).where(Site.tenant_id == tenant, Site.id == bindparam("site", type_=BigInteger))
+    vendor = select(Vendor.name).where(
+        Vendor.tenant_id == tenant, Vendor.id == bindparam("vendor", type_=BigInteger)
+    )
     j, d = FirmwareJob, DiagnosticsRequest
     jobs = (
         select(j.id, j.status, j.location, j.retrieve_at, null(), j.created_at, j.updated_at)
-        .where(j.tenant_id == tenant, j.charger_id == charger.id)
+        .where(j.tenant_id == tenant, j.charger_id == charger)
         .order_by(j.id.desc())
         .limit(SIDE_PANEL)
     )
     requests = (
         select(d.id, d.status, d.location, null(), d.file_name, d.created_at, d.updated_at)
-        .where(d.tenant_id == tenant, d.charger_id == charger.id)
+        .where(d.tenant_id == tenant, d.charger_id == charger)
         .order_by(d.id.desc())
         .limit(SIDE_PANEL)
     )
-    tickets = (
-        visible(actor)
-        .with_only_columns(Ticket.number, Ticket.title, Ticket.status, Ticket.priority)
-        .add_columns(Ticket.updated_at)
-        .where(Ticket.charger_id == charger.id)
-        .order_by(Ticket.updated_at.desc(), Ticket.id.desc())
-        .limit(SIDE_PANEL)
-    )
-    prefix = select(Tenant.key_prefix).where(Tenant.id == tenant).scalar_subquery()
-    found = (
-        db.session.connection()
-        .execute(
-            select(
-                _json_rows(site),
-                vendor.scalar_subquery(),
-                _json_rows(_charger_wide(charger)),
-                _json_rows(_connectors(charger)),
-                _json_rows(_commands(charger)),
-                _json_rows(jobs),
-                _json_rows(requests),
-                _json_rows(tickets),
-                prefix,
-            )
+    # The tickets the user may see (tickets.visible): the tenant's, or their vendor's.
+    tickets = select(
+        Ticket.number, Ticket.title, Ticket.status, Ticket.priority, Ticket.updated_at
+    ).where(Ticket.tenant_id == tenant, Ticket.charger_id == charger)
+    if vendor_user:
+        tickets = tickets.where(
+            Ticket.assignee_vendor_id == bindparam("actor_vendor", type_=BigInteger)
         )
-        .one()
+    tickets = tickets.order_by(Ticket.updated_at.desc(), Ticket.id.desc()).limit(SIDE_PANEL)
+    prefix = select(Tenant.key_prefix).where(Tenant.id == tenant).scalar_subquery()
+    return select(
+        _json_rows(site),
+        vendor.scalar_subquery(),
+        _json_rows(_charger_wide(tenant, charger)),
+        _json_rows(_connectors(tenant, charger)),
+        _json_rows(_commands(tenant, charger)),
+        _json_rows(jobs),
+        _json_rows(requests),
+        _json_rows(tickets),
+        prefix,
     )
+
+
+def live_state(actor: User, charger: Charger) -> LiveState:
+    """Return the site, vendor, connectors, commands, jobs and tickets in one select.
+
+    Each part is a scalar subquery on an index that starts with the charger (or a primary key),
+    aggregated to JSON: one round trip instead of eight. The select is built once, with bound
+    parameters (building it took longer than running it).
+    """
+    params = {
+        "tenant": current_tenant_id(),
+        "charger": charger.id,
+        "site": charger.site_id,
+        "vendor": charger.vendor_id,
+        "actor_vendor": actor.vendor_id,
+    }
+    stmt = _live_select(actor.role == "vendor")
+    found = db.session.connection().execute(stmt, params).one()
     (site_row, vendor_name, whole, connectors, queued, fw, diag, ticket_rows, key_prefix) = found
     states = [ConnectorState(0, s, e, _moment(at)) for s, e, at in whole or []]
     states += [ConnectorState(n, s, e, _moment(at)) for n, s, e, at in connectors or []]

@@ -3,7 +3,7 @@ the notification outbox and the record of scheduler runs; every tenant gets defa
 and one policy per priority (cass.sla_defaults).
 
 Revision ID: 0007_sla
-Revises: 0005_chargers_desk
+Revises: 0006_charger_indexes
 Create Date: 2026-11-28 17:33:42.063868
 
 """
@@ -16,7 +16,7 @@ from cass.sla_defaults import seed_statements
 
 # revision identifiers, used by Alembic.
 revision = '0007_sla'
-down_revision = '0005_chargers_desk'
+down_revision = '0006_charger_indexes'
 branch_labels = None
 depends_on = None
 
