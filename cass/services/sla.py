@@ -9,12 +9,14 @@ time from the start, the new target and that credit, so no paused time is ever l
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from functools import wraps
+from typing import Any, TypeVar
 
-from sqlalchemy import select, text
+from sqlalchemy import select, text, true
+from sqlalchemy.orm import aliased
 
 from cass.business_time import TWENTY_FOUR_SEVEN, Calendar
 from cass.extensions import db
@@ -29,6 +31,7 @@ from cass.models import (
     Ticket,
 )
 
+F = TypeVar("F", bound=Callable[..., Any])
 STOPPED = ("met", "cancelled")
 # A clock of a ticket in these statuses has nothing left to measure.
 _ENDED = ("cancelled", "closed")
@@ -41,6 +44,17 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _quiet(function: F) -> F:
+    """Run a clock change without autoflush: its reads need none of the pending writes."""
+
+    @wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with db.session.no_autoflush:
+            return function(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 def build_calendar(row: BusinessCalendar, holidays: Iterable[date]) -> Calendar:
     """Return the arithmetic calendar of a stored calendar and its holidays."""
     return Calendar(
@@ -51,11 +65,24 @@ def build_calendar(row: BusinessCalendar, holidays: Iterable[date]) -> Calendar:
     )
 
 
-def calendar(calendar_id: int | None) -> Calendar:
-    """Return calendar `calendar_id` (24/7 for None), cached until the calendar changes."""
+def calendar(calendar_id: int | None, version: int | None = None) -> Calendar:
+    """Return calendar `calendar_id` (24/7 for None), cached until the calendar changes.
+
+    Given the version the caller read with its clocks, a cached calendar costs no query.
+    """
     if calendar_id is None:
         return TWENTY_FOUR_SEVEN
-    row = db.session.get(BusinessCalendar, calendar_id)
+    if version is not None and (cached := _CALENDARS.get((calendar_id, version))) is not None:
+        return cached
+    row = db.session.execute(
+        select(
+            BusinessCalendar.id,
+            BusinessCalendar.version,
+            BusinessCalendar.timezone,
+            BusinessCalendar.hours,
+            BusinessCalendar.always_open,
+        ).where(BusinessCalendar.id == calendar_id)
+    ).first()
     if row is None:
         return TWENTY_FOUR_SEVEN
     key = (row.id, row.version)
@@ -66,7 +93,7 @@ def calendar(calendar_id: int | None) -> Calendar:
         )
         if len(_CALENDARS) > 1000:
             _CALENDARS.clear()
-        cached = _CALENDARS[key] = build_calendar(row, days)
+        cached = _CALENDARS[key] = build_calendar(row, days)  # type: ignore[arg-type]
     return cached
 
 
@@ -87,11 +114,6 @@ def policy_for(ticket: Ticket) -> SlaPolicy | None:
     model = None
     if ticket.charger_id:
         model = db.session.scalar(select(Charger.model).where(Charger.id == ticket.charger_id))
-    specificity = (
-        SlaPolicy.site_id.isnot(None).cast(db.Integer)
-        + SlaPolicy.category.isnot(None).cast(db.Integer)
-        + SlaPolicy.charger_model.isnot(None).cast(db.Integer)
-    )
     return db.session.scalars(
         select(SlaPolicy)
         .where(
@@ -102,17 +124,19 @@ def policy_for(ticket: Ticket) -> SlaPolicy | None:
             (SlaPolicy.category.is_(None)) | (SlaPolicy.category == ticket.category),
             (SlaPolicy.charger_model.is_(None)) | (SlaPolicy.charger_model == model),
         )
-        .order_by(specificity.desc(), SlaPolicy.id)
+        .order_by(_specificity().desc(), SlaPolicy.id)
         .limit(1)
     ).first()
 
 
 @dataclass
 class _Plan:
-    """The clocks a ticket should have under its policy, and the ticket's default calendar."""
+    """The clocks a ticket should have under its policy, its default calendar, and the
+    version of every calendar involved (so cached calendars need no query)."""
 
     targets: dict[str, SlaTarget]
     default_calendar_id: int | None
+    versions: dict[int, int]
 
     def calendar_id(self, clock: str) -> int | None:
         target = self.targets.get(clock)
@@ -121,22 +145,81 @@ class _Plan:
         return self.default_calendar_id
 
 
+def _specificity() -> Any:
+    return (
+        SlaPolicy.site_id.isnot(None).cast(db.Integer)
+        + SlaPolicy.category.isnot(None).cast(db.Integer)
+        + SlaPolicy.charger_model.isnot(None).cast(db.Integer)
+    )
+
+
 def _plan(ticket: Ticket) -> _Plan:
-    policy = policy_for(ticket)
+    """Read the matching policy's targets and the calendars they use, in one statement."""
+    model = (
+        select(Charger.model).where(Charger.id == ticket.charger_id).scalar_subquery()
+        if ticket.charger_id
+        else None
+    )
+    policy = (
+        select(SlaPolicy.id)
+        .where(
+            SlaPolicy.tenant_id == ticket.tenant_id,
+            SlaPolicy.active,
+            SlaPolicy.priority == ticket.priority,
+            (SlaPolicy.site_id.is_(None)) | (SlaPolicy.site_id == ticket.site_id),
+            (SlaPolicy.category.is_(None)) | (SlaPolicy.category == ticket.category),
+            (SlaPolicy.charger_model.is_(None)) | (SlaPolicy.charger_model == model),
+        )
+        .order_by(_specificity().desc(), SlaPolicy.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    default = (
+        select(BusinessCalendar.id, BusinessCalendar.version)
+        .where(
+            BusinessCalendar.tenant_id == ticket.tenant_id,
+            (BusinessCalendar.site_id == ticket.site_id)
+            | (BusinessCalendar.is_default & BusinessCalendar.site_id.is_(None)),
+        )
+        .order_by(BusinessCalendar.site_id.is_(None))
+        .limit(1)
+        .subquery()
+    )
+    own = aliased(BusinessCalendar)
+    rows = db.session.execute(
+        select(SlaTarget, own.version, default.c.id, default.c.version)
+        .outerjoin(own, own.id == SlaTarget.calendar_id)
+        .outerjoin(default, true())
+        .where(SlaTarget.policy_id == policy)
+    ).all()
+    versions: dict[int, int] = {}
     targets: dict[str, SlaTarget] = {}
-    if policy is not None:
-        targets = {
-            t.clock: t
-            for t in db.session.scalars(select(SlaTarget).where(SlaTarget.policy_id == policy.id))
-        }
-    return _Plan(targets, ticket_calendar_id(ticket) if targets else None)
+    default_id = None
+    for target, own_version, default_id, default_version in rows:
+        targets[target.clock] = target
+        if target.calendar_id is not None:
+            versions[target.calendar_id] = own_version
+        if default_id is not None:
+            versions[default_id] = default_version
+    return _Plan(targets, default_id, versions)
 
 
 def _clocks(ticket: Ticket) -> dict[str, SlaClock]:
-    return {
-        c.clock: c
-        for c in db.session.scalars(select(SlaClock).where(SlaClock.ticket_id == ticket.id))
-    }
+    """Read the ticket's clocks with their targets and calendar versions, in one statement."""
+    rows = db.session.execute(
+        select(SlaClock, SlaTarget, BusinessCalendar.version)
+        .outerjoin(SlaTarget, SlaTarget.id == SlaClock.target_id)
+        .outerjoin(BusinessCalendar, BusinessCalendar.id == SlaClock.calendar_id)
+        .where(SlaClock.ticket_id == ticket.id)
+    ).all()
+    for clock, target, version in rows:
+        _remember(clock, target, version)
+    return {clock.clock: clock for clock, _, _ in rows}
+
+
+def _remember(clock: SlaClock, target: SlaTarget | None, version: int | None) -> None:
+    # Plain attributes beside the mapped ones: what _schedule() needs, already read.
+    clock.__dict__["_sla_terms"] = (target, version)
 
 
 def event_row(clock: SlaClock, kind: str, at: datetime, **detail: Any) -> SlaEvent:
@@ -161,12 +244,20 @@ def reschedule(clock: SlaClock, now: datetime) -> None:
 
 
 def _targets_of(clock: SlaClock) -> SlaTarget | None:
+    terms = clock.__dict__.get("_sla_terms")
+    if terms is not None and (terms[0] is None or terms[0].id == clock.target_id):
+        return terms[0]
     return db.session.get(SlaTarget, clock.target_id) if clock.target_id else None
+
+
+def _version_of(clock: SlaClock) -> int | None:
+    terms = clock.__dict__.get("_sla_terms")
+    return terms[1] if terms is not None else None
 
 
 def _schedule(clock: SlaClock, now: datetime, fresh: bool = False) -> None:
     """Compute warn, due and next-escalation instants; `fresh` re-judges past warnings/breaches."""
-    cal = calendar(clock.calendar_id)
+    cal = calendar(clock.calendar_id, _version_of(clock))
     target = _targets_of(clock)
     credit = timedelta(seconds=clock.paused_seconds)
     budget = timedelta(minutes=clock.target_minutes)
@@ -201,6 +292,7 @@ def _start(
     clock = existing or SlaClock(tenant_id=ticket.tenant_id, ticket_id=ticket.id, clock=name)
     clock.target_id = target.id
     clock.calendar_id = plan.calendar_id(name)
+    _remember(clock, target, plan.versions.get(clock.calendar_id or 0))
     clock.target_minutes = target.target_minutes
     clock.started_at = now
     clock.paused_seconds = 0
@@ -229,7 +321,7 @@ def _resume(clock: SlaClock, now: datetime, since: datetime | None = None) -> No
     """Credit the business time since the pause (or the stop) and count again."""
     since = since or clock.paused_since
     if since is not None:
-        earned = calendar(clock.calendar_id).between(since, now)
+        earned = calendar(clock.calendar_id, _version_of(clock)).between(since, now)
         clock.paused_seconds += int(earned.total_seconds())
     clock.paused_since = None
     clock.stopped_at = None
@@ -269,6 +361,7 @@ def _pauses(clock: SlaClock, status: str) -> bool:
     return status in statuses
 
 
+@_quiet
 def on_created(ticket: Ticket, now: datetime | None = None) -> None:
     """Start the clocks of a new ticket's policy."""
     now = now or ticket.created_at or _now()
@@ -279,6 +372,7 @@ def on_created(ticket: Ticket, now: datetime | None = None) -> None:
         _start(ticket, plan, "vendor", now)
 
 
+@_quiet
 def on_status(ticket: Ticket, old: str, new: str, now: datetime | None = None) -> None:
     """Move the ticket's clocks for a status change (already applied to the ticket)."""
     now = now or _now()
@@ -313,6 +407,7 @@ def on_status(ticket: Ticket, old: str, new: str, now: datetime | None = None) -
             _resume(clock, now)
 
 
+@_quiet
 def on_first_answer(ticket: Ticket, now: datetime | None = None) -> None:
     """Stop the first-response clock: someone answered the ticket."""
     clock = _clocks(ticket).get("first_response")
@@ -320,6 +415,7 @@ def on_first_answer(ticket: Ticket, now: datetime | None = None) -> None:
         _stop(clock, now or _now())
 
 
+@_quiet
 def on_assignment(ticket: Ticket, old_vendor_id: int | None, now: datetime | None = None) -> None:
     """Start, restart or cancel the vendor clock when the assigned vendor changes."""
     if old_vendor_id == ticket.assignee_vendor_id:
@@ -333,6 +429,7 @@ def on_assignment(ticket: Ticket, old_vendor_id: int | None, now: datetime | Non
     _start(ticket, _plan(ticket), "vendor", now, existing=clock)
 
 
+@_quiet
 def stop_clock(ticket: Ticket, name: str, now: datetime | None = None) -> None:
     """Stop one clock of the ticket (e.g. on-site arrival at an engineer's check-in)."""
     clock = _clocks(ticket).get(name)
@@ -340,6 +437,7 @@ def stop_clock(ticket: Ticket, name: str, now: datetime | None = None) -> None:
         _stop(clock, now or _now())
 
 
+@_quiet
 def recompute(ticket: Ticket, now: datetime | None = None, reason: str = "policy") -> None:
     """Re-apply the ticket's policy (after a priority, site or policy change), keeping credit."""
     now = now or _now()
@@ -356,6 +454,7 @@ def recompute(ticket: Ticket, now: datetime | None = None, reason: str = "policy
         clock.target_id = target.id
         clock.target_minutes = target.target_minutes
         clock.calendar_id = plan.calendar_id(name)
+        _remember(clock, target, plan.versions.get(clock.calendar_id or 0))
         _schedule(clock, now, fresh=True)
         if clock.stopped_at is not None:
             late = clock.due_at is not None and clock.stopped_at > clock.due_at
@@ -389,12 +488,14 @@ def clocks_of(ticket: Ticket) -> list[SlaClock]:
     return sorted(_clocks(ticket).values(), key=lambda c: order.index(c.clock))
 
 
-def remaining(clock: SlaClock, now: datetime | None = None) -> timedelta | None:
+def remaining(
+    clock: SlaClock, now: datetime | None = None, version: int | None = None
+) -> timedelta | None:
     """Return the business time left until due (negative once late); None when stopped."""
     if clock.stopped_at is not None or clock.due_at is None:
         return None
     now = now or _now()
-    cal = calendar(clock.calendar_id)
+    cal = calendar(clock.calendar_id, version or _version_of(clock))
     if clock.state == "paused" and clock.paused_since is not None:
         return cal.between(clock.paused_since, clock.due_at)
     return cal.between(now, clock.due_at)
@@ -421,8 +522,9 @@ def at_risk(
     now = now or _now()
     tickets = visible_tickets.subquery()
     query = (
-        select(SlaClock, Ticket)
+        select(SlaClock, Ticket, BusinessCalendar.version)
         .join(Ticket, Ticket.id == SlaClock.ticket_id)
+        .outerjoin(BusinessCalendar, BusinessCalendar.id == SlaClock.calendar_id)
         .where(
             Ticket.id.in_(select(tickets.c.id)),
             SlaClock.tenant_id == Ticket.tenant_id,
@@ -438,4 +540,4 @@ def at_risk(
             (SlaClock.due_at > after[0])
             | ((SlaClock.due_at == after[0]) & (SlaClock.id > after[1]))
         )
-    return [AtRisk(c, t, remaining(c, now)) for c, t in db.session.execute(query).all()]
+    return [AtRisk(c, t, remaining(c, now, v)) for c, t, v in db.session.execute(query).all()]

@@ -1,0 +1,151 @@
+"""Benchmark: the SLA work of one ticket write (issue 6 point 3: due times computed on every
+relevant write, <= 2 ms per ticket).
+
+Run: python tests/bench/bench_sla_clocks.py [--tickets 500] [--runs 3]
+
+Starts its own embedded PostgreSQL, migrates it and creates a tenant with the default calendars
+and policies (cass.sla_defaults), then makes the default calendar realistic: split shifts in
+Europe/Berlin and 30 holidays. Creates --tickets tickets through the ticket service and then, per
+ticket, times the SLA step alone, as the services call it inside their transaction:
+start (three clocks of a new ticket), pause (on hold), resume (credit the paused business time,
+recompute due and warning), and recompute after a priority change. Prints p50 / p95 / max per
+step in milliseconds, medians over the runs; the calendar cache is cold for the first ticket
+only, as in a long-running web process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from sqlalchemy import delete, select
+
+from cass import create_app
+from cass.business_time import parse_hours
+from cass.config import Config
+from cass.embedded_db import ensure_database, start_embedded
+from cass.extensions import db
+from cass.models import BusinessCalendar, CalendarHoliday, SlaClock, Ticket
+from cass.services import sla, tickets
+from cass.services.tenants import create_tenant
+from cass.services.tickets import NewTicket
+from cass.tenancy import system_context, tenant_context
+
+STEPS = ("start", "pause", "resume", "recompute")
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def prepare(app: object) -> int:
+    """Create the tenant and make its default calendar realistic; return the tenant id."""
+    with app.app_context(), system_context():  # type: ignore[attr-defined]
+        tenant = create_tenant("bench", "Bench Charging", "BENCH")
+        calendar = db.session.scalar(
+            select(BusinessCalendar).where(
+                BusinessCalendar.tenant_id == tenant.id, BusinessCalendar.is_default
+            )
+        )
+        calendar.timezone = "Europe/Berlin"
+        hours = parse_hours("mon-fri 07:30-12:00 12:45-18:30; sat 09:00-13:00")
+        calendar.hours = [list(map(list, day)) for day in hours]
+        calendar.version += 1
+        for n in range(30):
+            db.session.add(
+                CalendarHoliday(
+                    tenant_id=tenant.id,
+                    calendar_id=calendar.id,
+                    day=date(2026, 1, 1) + timedelta(days=12 * n),
+                    name=f"Holiday {n}",
+                )
+            )
+        db.session.commit()
+        return tenant.id
+
+
+def run(app: object, tenant_id: int, count: int) -> dict[str, list[float]]:
+    """Time each SLA step for `count` fresh tickets; return milliseconds per step."""
+    spent: dict[str, list[float]] = {step: [] for step in STEPS}
+    with app.app_context(), tenant_context(tenant_id):  # type: ignore[attr-defined]
+        made = [
+            tickets.create(
+                None,
+                NewTicket(title=f"Bench {n}", category="hardware", priority="P3", channel="phone"),
+            ).id
+            for n in range(count)
+        ]
+        now = datetime(2026, 11, 27, 16, 45, tzinfo=UTC)  # a Friday afternoon
+        for ticket_id in made:
+            ticket = db.session.get(Ticket, ticket_id)
+            db.session.execute(delete(SlaClock).where(SlaClock.ticket_id == ticket_id))
+
+            started = time.perf_counter()
+            sla.on_created(ticket, now)
+            db.session.flush()
+            spent["start"].append(time.perf_counter() - started)
+
+            ticket.status = "on_hold"
+            started = time.perf_counter()
+            sla.on_status(ticket, "new", "on_hold", now + timedelta(minutes=20))
+            db.session.flush()
+            spent["pause"].append(time.perf_counter() - started)
+
+            ticket.status = "in_progress"
+            started = time.perf_counter()
+            sla.on_status(ticket, "on_hold", "in_progress", now + timedelta(days=3, hours=1))
+            db.session.flush()
+            spent["resume"].append(time.perf_counter() - started)
+
+            ticket.priority = "P4"
+            started = time.perf_counter()
+            sla.recompute(ticket, now + timedelta(days=3, hours=2))
+            db.session.flush()
+            spent["recompute"].append(time.perf_counter() - started)
+            db.session.commit()
+    return {step: [s * 1000 for s in values] for step, values in spent.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tickets", type=int, default=500)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="cass-bench-sla-clocks-"))
+    os.environ["CASS_INSTANCE_DIR"] = str(root / "instance")
+    server = start_embedded(root / "pgdata", cleanup_mode="delete")
+    try:
+        url = ensure_database(server.get_uri(), "cass_bench")
+        app = create_app(Config(DATABASE_URL=url, SECRET_KEY="bench"))
+        with app.app_context():
+            from flask_migrate import upgrade
+
+            upgrade()
+        tenant_id = prepare(app)
+        results = [run(app, tenant_id, args.tickets) for _ in range(args.runs)]
+        load = os.getloadavg()[0]
+        print(f"\n{args.tickets} tickets x {args.runs} runs; load {load:.2f}; target <= 2 ms")
+        print(f"{'step':<10} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
+        total = 0.0
+        for step in STEPS:
+            p50 = statistics.median(percentile(r[step], 0.5) for r in results)
+            p95 = statistics.median(percentile(r[step], 0.95) for r in results)
+            worst = statistics.median(max(r[step]) for r in results)
+            total += p50
+            print(f"{step:<10} {p50:8.2f} {p95:8.2f} {worst:8.2f}")
+        print(f"{'all four':<10} {total:8.2f} (p50 sum)")
+    finally:
+        server.cleanup()
+
+
+if __name__ == "__main__":
+    main()
