@@ -155,3 +155,17 @@ def test_time_left_reads_naturally_and_a_breach_is_always_late():
     assert business_left(timedelta(minutes=-20)) == "late by 20 min"
     assert business_left(timedelta(0), breached=True) == "late"
     assert business_left(None) == ""
+
+
+def test_the_ticket_page_shows_its_clocks_with_time_left(app, demo):
+    ids = make_tickets(app, demo, 1)
+    with app.app_context(), system_context():
+        number = db.session.get(Ticket, ids[0]).number
+    client = as_user(app, "agent@demo.test")
+    page = client.get(f"/tickets/DEMO-{number}").get_data(as_text=True)
+    assert 'id="ticket-sla"' in page
+    assert 'data-clock="first_response"' in page and 'data-clock="resolution"' in page
+    assert "min left" in page
+    # The live refresh (htmx) carries the same clocks, out of band with the other fields.
+    live = client.get(f"/tickets/DEMO-{number}?part=live", headers=HX).get_data(as_text=True)
+    assert 'id="ticket-sla"' in live and "<html" not in live

@@ -541,3 +541,25 @@ def at_risk(
             | ((SlaClock.due_at == after[0]) & (SlaClock.id > after[1]))
         )
     return [AtRisk(c, t, remaining(c, now, v)) for c, t, v in db.session.execute(query).all()]
+
+
+@dataclass(frozen=True)
+class Badge:
+    """How one clock of a ticket reads on its page: name, state and business time left."""
+
+    clock: str
+    label: str
+    state: str
+    due_at: datetime | None
+    left: timedelta | None
+
+
+def badges(ticket: Ticket, now: datetime | None = None) -> list[Badge]:
+    """Return the ticket's clocks as badges, in display order (one statement)."""
+    from cass.models import CLOCKS
+
+    now = now or _now()
+    return [
+        Badge(c.clock, CLOCKS[c.clock], c.state, c.due_at, remaining(c, now))
+        for c in clocks_of(ticket)
+    ]

@@ -14,7 +14,7 @@ from cass.extensions import db
 from cass.models import Charger, Connector, Ticket, User, Vendor
 from cass.permissions import requires
 from cass.rendering import render, wants_fragment
-from cass.services import attachments, fleet, tickets
+from cass.services import attachments, fleet, sla, tickets
 from cass.services import bulk as bulk_service
 from cass.services.tickets import NewTicket, NotAllowed, StaleTicket, TicketError
 from cass.services.worklogs import add_worklog
@@ -80,6 +80,7 @@ def live_context(ticket: Ticket) -> dict[str, Any]:
         else None,
         "moves": lifecycle.allowed(ticket.status, current_user.role),
         "timeline": tickets.timeline(ticket),
+        "sla_badges": sla.badges(ticket),
         "lifecycle": lifecycle,
     }
 
