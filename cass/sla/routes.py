@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Blueprint, flash, redirect, request, url_for
 from flask_login import current_user
@@ -20,6 +21,7 @@ from cass.services.sites import site_choices
 from cass.sla.forms import CalendarForm, HolidayForm, IcalForm, PolicyForm, PreviewForm
 from cass.tenancy import get_or_404
 
+T = TypeVar("T")
 bp = Blueprint("sla", __name__, url_prefix="/admin/sla")
 jobs_bp = Blueprint("jobs", __name__, url_prefix="/admin/jobs")
 
@@ -80,6 +82,18 @@ def preview() -> Response:
     return _overview("sla/_preview.html")
 
 
+def _submitted(form: Any, save: Callable[[], T]) -> tuple[T | None, str | None]:
+    """Validate the form and save: (what was saved, None), (None, the rule broken), or
+    (None, None) when the form was not submitted or its fields are invalid."""
+    if not form.validate_on_submit():
+        return None, None
+    try:
+        return save(), None
+    except sla_admin.SlaAdminError as exc:
+        db.session.rollback()
+        return None, str(exc)
+
+
 def _calendar_form(formdata: Any = None, **data: Any) -> CalendarForm:
     form = CalendarForm(formdata=formdata, data=data or None)
     form.set_site_choices(site_choices())
@@ -109,16 +123,10 @@ def _save_calendar(form: CalendarForm, calendar: BusinessCalendar | None) -> Bus
 def new_calendar() -> Response:
     """Create a business calendar."""
     form = _calendar_form(request.form if request.method == "POST" else None)
-    error = None
-    if form.validate_on_submit():
-        try:
-            calendar = _save_calendar(form, None)
-        except sla_admin.SlaAdminError as exc:
-            db.session.rollback()
-            error = str(exc)
-        else:
-            flash(f"Calendar {calendar.name} created.", "success")
-            return redirect(url_for("sla.calendar", calendar_id=calendar.id), 303)
+    calendar, error = _submitted(form, lambda: _save_calendar(form, None))
+    if calendar is not None:
+        flash(f"Calendar {calendar.name} created.", "success")
+        return redirect(url_for("sla.calendar", calendar_id=calendar.id), 303)
     status = 422 if form.is_submitted() else 200
     return render("sla/calendar_form.html", None, status, form=form, calendar=None, error=error)
 
@@ -162,16 +170,10 @@ def edit_calendar(calendar_id: int) -> Response:
             is_default=calendar.is_default,
             site_id=calendar.site_id,
         )
-    error = None
-    if form.validate_on_submit():
-        try:
-            _save_calendar(form, calendar)
-        except sla_admin.SlaAdminError as exc:
-            db.session.rollback()
-            error = str(exc)
-        else:
-            flash(f"Calendar {calendar.name} saved.", "success")
-            return redirect(url_for("sla.calendar", calendar_id=calendar.id), 303)
+    saved, error = _submitted(form, lambda: _save_calendar(form, calendar))
+    if saved is not None:
+        flash(f"Calendar {saved.name} saved.", "success")
+        return redirect(url_for("sla.calendar", calendar_id=saved.id), 303)
     status = 422 if form.is_submitted() else 200
     return render("sla/calendar_form.html", None, status, form=form, calendar=calendar, error=error)
 
@@ -303,16 +305,10 @@ def _save_policy(form: PolicyForm, policy: SlaPolicy | None) -> SlaPolicy:
 
 
 def _policy_page(form: PolicyForm, policy: SlaPolicy | None) -> Response:
-    error = None
-    if form.validate_on_submit():
-        try:
-            saved = _save_policy(form, policy)
-        except sla_admin.SlaAdminError as exc:
-            db.session.rollback()
-            error = str(exc)
-        else:
-            flash(f"Policy {saved.name} saved; open tickets were recomputed.", "success")
-            return redirect(url_for("sla.index"), 303)
+    saved, error = _submitted(form, lambda: _save_policy(form, policy))
+    if saved is not None:
+        flash(f"Policy {saved.name} saved; open tickets were recomputed.", "success")
+        return redirect(url_for("sla.index"), 303)
     status = 422 if form.is_submitted() else 200
     return render(
         "sla/policy_form.html",
