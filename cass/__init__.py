@@ -8,7 +8,7 @@ from flask import Flask
 
 from cass.config import ROOT, Config, instance_dir, sqlalchemy_url
 from cass.extensions import csrf, db, htmx, login_manager, migrate
-from cass.pool import watch_connections
+from cass.pool import send_rollbacks_early, watch_connections
 
 
 def create_app(config: Config | None = None, **overrides: Any) -> Flask:
@@ -30,6 +30,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     db.init_app(app)
     with app.app_context():
         watch_connections(db.engine)
+    send_rollbacks_early(app, db.session)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)
     htmx.init_app(app)

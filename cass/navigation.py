@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask
+from flask import Flask, current_app, has_request_context, request, url_for
 from flask_login import current_user
 
 from cass.lifecycle import STATUS_LABELS
@@ -33,17 +33,48 @@ NAV = [
     ("Jobs", "jobs.index", {}, "jobs.view"),
     ("Audit", "admin.audit", {}, "audit.view"),
 ]
+EXTENSION_KEY = "cass_fixed_urls"
+
+
+def fixed_url(endpoint: str, **values: str) -> str:
+    """Return url_for(endpoint, **values), made once per app and mount point.
+
+    For the links every page carries (navigation, stylesheet, scripts): they depend on the
+    endpoint, these constant values and where the app is mounted (SCRIPT_NAME), nothing else;
+    a page has a dozen and a half of them.
+    """
+    if not has_request_context():
+        return url_for(endpoint, **values)
+    urls = current_app.extensions.setdefault(EXTENSION_KEY, {})
+    key = (request.script_root, endpoint, *sorted(values.items()))
+    url = urls.get(key)
+    if url is None:
+        url = urls[key] = url_for(endpoint, **values)
+    return url
+
+
+def nav_items() -> dict[str, Any]:
+    """Return the navigation of the signed-in user's role as `nav`: (label, endpoint, query
+    parameters, URL) of each entry the role may use."""
+    role = current_user.role if current_user.is_authenticated else None
+    return {
+        "nav": [
+            (label, ep, params, fixed_url(ep, **params))
+            for label, ep, params, action in NAV
+            if can(role, action)
+        ]
+    }
 
 
 def init_navigation(app: Flask) -> None:
-    """Offer `nav`, `can` and role labels to templates."""
+    """Offer `nav_items()`, `can`, `fixed_url` and role labels to templates."""
+    app.jinja_env.globals["fixed_url"] = fixed_url
+    app.jinja_env.globals["nav_items"] = nav_items
 
     @app.context_processor
     def _nav() -> dict[str, Any]:
         role = current_user.role if current_user.is_authenticated else None
-        items = [(label, ep, params) for label, ep, params, action in NAV if can(role, action)]
         return {
-            "nav": items,
             "can": lambda action: can(role, action),
             "role_labels": ROLE_LABELS,
             "status_labels": STATUS_LABELS,

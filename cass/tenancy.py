@@ -10,9 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any, TypeVar
 
+import psycopg
 from flask import abort, current_app, g, has_app_context
+from psycopg import pq
+from psycopg import sql as pgsql
+from psycopg.adapt import Transformer
 from sqlalchemy import Select, event, select
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -20,10 +25,13 @@ from cass.extensions import db
 
 M = TypeVar("M")
 
-# Sent as is (exec_driver_sql): the one statement every request runs, so it skips text()'s
-# compilation; set_config(..., true) is SET LOCAL: it ends with the transaction.
+# Sent as is (exec_driver_sql) into a transaction already open; set_config(..., true) is
+# SET LOCAL: it ends with the transaction.
 _BIND_SQL = (
     "SELECT set_config('role', %(role)s, true), set_config('app.tenant_id', %(tenant)s, true)"
+)
+_OPEN_SQL = pgsql.SQL(
+    "BEGIN; SELECT set_config('role', {}, true), set_config('app.tenant_id', {}, true)"
 )
 
 
@@ -32,18 +40,74 @@ def current_tenant_id() -> int | None:
     return g.get("tenant_id") if has_app_context() else None
 
 
+@lru_cache(maxsize=1024)
+def _open_command(role: str, tenant: str) -> bytes:
+    """Return the simple-protocol command that begins a transaction bound to `tenant`."""
+    return _OPEN_SQL.format(pgsql.Literal(role), pgsql.Literal(tenant)).as_bytes(None)
+
+
+def _opens_here(raw: Any) -> bool:
+    """Return whether the driver connection `raw` is idle with a plain BEGIN to come."""
+    return (
+        isinstance(raw, psycopg.Connection)
+        and not raw.autocommit
+        and raw.pgconn.transaction_status == pq.TransactionStatus.IDLE
+        and raw.isolation_level is None
+        and raw.read_only is None
+        and raw.deferrable is None
+        and getattr(raw, "_pipeline", None) is None
+    )
+
+
 def _bind(connection: Any) -> None:
-    """Set the role and tenant on the connection's current transaction."""
+    """Set the role and tenant on the connection's current transaction.
+
+    SQLAlchemy's begin sends nothing; psycopg would send BEGIN before the first statement, a
+    round trip of its own. On an idle connection the transaction is begun here instead, and
+    bound in the same round trip: BEGIN and the binding in one simple-protocol message (with
+    the select that `open_with` asked for, if any). psycopg reads the transaction's state from
+    libpq, so it sends no second BEGIN; COMMIT and ROLLBACK go on as ever.
+    """
     if g.get("db_system"):
         return
     tenant = current_tenant_id()
-    connection.exec_driver_sql(
-        _BIND_SQL,
-        {
-            "role": current_app.config["CASS_APP_DB_ROLE"],
-            "tenant": "" if tenant is None else str(tenant),
-        },
-    )
+    role, tenant_s = current_app.config["CASS_APP_DB_ROLE"], "" if tenant is None else str(tenant)
+    raw = connection.connection.driver_connection
+    if not _opens_here(raw):
+        connection.exec_driver_sql(_BIND_SQL, {"role": role, "tenant": tenant_s})
+        return
+    command = _open_command(role, tenant_s)
+    also = g.pop("opening_select", None)
+    if also is not None:
+        command += b"; " + also
+    with raw.lock:
+        # PQexec: the messages' statements run in order, and the last one's result comes back
+        # (or the first error, after which nothing more runs).
+        result = raw.pgconn.exec_(command)
+    if result.status != pq.ExecStatus.TUPLES_OK:
+        message = (result.error_message or b"").decode(errors="replace").strip()
+        raise psycopg.DatabaseError(f"could not begin the tenant's transaction: {message}")
+    if also is not None:
+        transformer = Transformer(raw)
+        transformer.set_pgresult(result)
+        g.opening_rows = [transformer.load_row(i, tuple) for i in range(result.ntuples)]
+
+
+def open_with(select_sql: bytes) -> list[tuple[Any, ...]] | None:
+    """Begin the session's transaction bound to the request's tenant, running `select_sql` (a
+    complete select, values inlined) in the same round trip; return its rows.
+
+    Return None, having run nothing, when the session is in a transaction already or its
+    connection cannot be opened that way (the caller then runs its select as usual).
+    """
+    if db.session().in_transaction() or g.get("db_system"):
+        return None
+    g.opening_select = select_sql
+    try:
+        db.session.connection()  # begins: _after_begin binds, and runs the select
+        return g.pop("opening_rows", None)
+    finally:
+        g.pop("opening_select", None)
 
 
 @event.listens_for(Session, "after_begin")

@@ -37,6 +37,18 @@ class TextInput(widgets.TextInput):
     html_params = staticmethod(html_params)
 
 
+class PasswordInput(widgets.PasswordInput):
+    """WTForms' PasswordInput (never shows the value) with the faster html_params."""
+
+    html_params = staticmethod(html_params)
+
+
+class EmailInput(widgets.EmailInput):
+    """WTForms' EmailInput with the faster html_params."""
+
+    html_params = staticmethod(html_params)
+
+
 class CheckboxInput(widgets.CheckboxInput):
     """WTForms' CheckboxInput with the faster html_params."""
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 from markupsafe import Markup
 from werkzeug.datastructures import MultiDict
-from wtforms import BooleanField, Form, SelectField, StringField, TextAreaField, widgets
+from wtforms import (
+    BooleanField,
+    EmailField,
+    Form,
+    PasswordField,
+    SelectField,
+    StringField,
+    TextAreaField,
+    widgets,
+)
 from wtforms.validators import DataRequired, Length
 
 from cass import widgets as fast
@@ -30,6 +39,8 @@ def test_html_params_matches_wtforms(params):
 
 class Sample(Form):
     text = StringField("Text", validators=[DataRequired(), Length(max=80)])
+    secret = PasswordField("Secret", validators=[DataRequired(), Length(max=200)])
+    email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
     flag = BooleanField("Flag")
     notes = TextAreaField("Notes", validators=[Length(max=5000)])
     pick = SelectField("Pick", validate_choice=False)
@@ -41,6 +52,8 @@ def pairs(form):
     form.number.choices = [(1, "One"), (2, "Two")]
     return [
         (fast.TextInput(), widgets.TextInput(), form.text),
+        (fast.PasswordInput(), widgets.PasswordInput(), form.secret),
+        (fast.EmailInput(), widgets.EmailInput(), form.email),
         (fast.CheckboxInput(), widgets.CheckboxInput(), form.flag),
         (fast.TextArea(), widgets.TextArea(), form.notes),
         (fast.Select(), widgets.Select(), form.pick),
@@ -52,7 +65,8 @@ def pairs(form):
     "data",
     [
         {},
-        {"text": ODD, "flag": "y", "notes": ODD, "pick": "b&", "number": "2"},
+        {"text": ODD, "flag": "y", "notes": ODD, "pick": "b&", "number": "2", "secret": ODD},
+        {"email": ODD, "secret": "s3cret"},
         {"pick": ODD, "number": "x"},
     ],
 )

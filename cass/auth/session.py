@@ -2,15 +2,54 @@
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
+
 from flask import Flask, flash, redirect, request, session
 from flask_login import current_user, login_url, logout_user
+from sqlalchemy import inspect, select
+from sqlalchemy.orm import make_transient_to_detached
 from werkzeug.wrappers import Response
 
 from cass.extensions import db, login_manager
 from cass.models import User
-from cass.tenancy import bind_tenant
+from cass.tenancy import bind_tenant, open_with
 
 UNSCOPED_BLUEPRINTS = {"health"}
+MAX_ID = 2**63 - 1  # bigint
+
+
+@cache
+def _user_select() -> tuple[tuple[str, ...], bytes]:
+    """Return the attribute names of User's columns and the select of them, but its WHERE."""
+    properties = inspect(User).column_attrs
+    stmt = select(*(prop.columns[0] for prop in properties))
+    sql = str(stmt.compile(dialect=db.engine.dialect))
+    return tuple(prop.key for prop in properties), sql.encode()
+
+
+def _get_user(user_id: int) -> User | None:
+    """Return user `user_id` (under the bound tenant), selected as the transaction begins.
+
+    Every signed-in request reads its user first: the select rides in the round trip that
+    begins and binds the transaction (tenancy.open_with), and the row becomes a persistent
+    User as the ORM would load it, without the ORM's query machinery.
+    """
+    if not 0 < user_id <= MAX_ID:
+        return None
+    session = db.session()
+    if session.identity_map.get(session.identity_key(User, user_id)) is None:
+        keys, sql = _user_select()
+        rows = open_with(sql + b" WHERE app_user.id = %d" % user_id)
+        if rows is not None:
+            if not rows:
+                return None
+            values: dict[str, Any] = dict(zip(keys, rows[0], strict=True))
+            user = User(**values)
+            make_transient_to_detached(user)  # as if loaded: no history, an identity key
+            session.add(user)
+            return user
+    return session.get(User, user_id)
 
 
 @login_manager.user_loader
@@ -22,7 +61,7 @@ def load_user(ident: str) -> User | None:
     except ValueError:
         return None
     bind_tenant(tenant_id)
-    user = db.session.get(User, user_id)
+    user = _get_user(user_id)
     if user is None or not user.is_active or user.session_token != token:
         bind_tenant(None)
         return None

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from functools import wraps
+from functools import cache, wraps
 from typing import Any, TypeVar
 
-from sqlalchemy import select, text, true
+from sqlalchemy import bindparam, select, text, true
 from sqlalchemy.orm import aliased
 
 from cass.business_time import TWENTY_FOUR_SEVEN, Calendar
@@ -153,21 +153,18 @@ def _specificity() -> Any:
     )
 
 
-def _plan(ticket: Ticket) -> _Plan:
-    """Read the matching policy's targets and the calendars they use, in one statement."""
-    model = (
-        select(Charger.model).where(Charger.id == ticket.charger_id).scalar_subquery()
-        if ticket.charger_id
-        else None
-    )
+@cache
+def _plan_statement() -> Any:
+    """Build, once, the statement reading a ticket's policy targets and their calendars."""
+    model = select(Charger.model).where(Charger.id == bindparam("charger")).scalar_subquery()
     policy = (
         select(SlaPolicy.id)
         .where(
-            SlaPolicy.tenant_id == ticket.tenant_id,
+            SlaPolicy.tenant_id == bindparam("tenant"),
             SlaPolicy.active,
-            SlaPolicy.priority == ticket.priority,
-            (SlaPolicy.site_id.is_(None)) | (SlaPolicy.site_id == ticket.site_id),
-            (SlaPolicy.category.is_(None)) | (SlaPolicy.category == ticket.category),
+            SlaPolicy.priority == bindparam("priority"),
+            (SlaPolicy.site_id.is_(None)) | (SlaPolicy.site_id == bindparam("site")),
+            (SlaPolicy.category.is_(None)) | (SlaPolicy.category == bindparam("category")),
             (SlaPolicy.charger_model.is_(None)) | (SlaPolicy.charger_model == model),
         )
         .order_by(_specificity().desc(), SlaPolicy.id)
@@ -177,8 +174,8 @@ def _plan(ticket: Ticket) -> _Plan:
     default = (
         select(BusinessCalendar.id, BusinessCalendar.version)
         .where(
-            BusinessCalendar.tenant_id == ticket.tenant_id,
-            (BusinessCalendar.site_id == ticket.site_id)
+            BusinessCalendar.tenant_id == bindparam("tenant"),
+            (BusinessCalendar.site_id == bindparam("site"))
             | (BusinessCalendar.is_default & BusinessCalendar.site_id.is_(None)),
         )
         .order_by(BusinessCalendar.site_id.is_(None))
@@ -186,11 +183,25 @@ def _plan(ticket: Ticket) -> _Plan:
         .subquery()
     )
     own = aliased(BusinessCalendar)
-    rows = db.session.execute(
+    return (
         select(SlaTarget, own.version, default.c.id, default.c.version)
         .outerjoin(own, own.id == SlaTarget.calendar_id)
         .outerjoin(default, true())
         .where(SlaTarget.policy_id == policy)
+    )
+
+
+def _plan(ticket: Ticket) -> _Plan:
+    """Read the matching policy's targets and the calendars they use, in one statement."""
+    rows = db.session.execute(
+        _plan_statement(),
+        {
+            "tenant": ticket.tenant_id,
+            "priority": ticket.priority,
+            "site": ticket.site_id,
+            "category": ticket.category,
+            "charger": ticket.charger_id,
+        },
     ).all()
     versions: dict[int, int] = {}
     targets: dict[str, SlaTarget] = {}
@@ -204,14 +215,20 @@ def _plan(ticket: Ticket) -> _Plan:
     return _Plan(targets, default_id, versions)
 
 
-def _clocks(ticket: Ticket) -> dict[str, SlaClock]:
-    """Read the ticket's clocks with their targets and calendar versions, in one statement."""
-    rows = db.session.execute(
+@cache
+def _clocks_statement() -> Any:
+    """Build, once, the statement reading a ticket's clocks, targets and calendar versions."""
+    return (
         select(SlaClock, SlaTarget, BusinessCalendar.version)
         .outerjoin(SlaTarget, SlaTarget.id == SlaClock.target_id)
         .outerjoin(BusinessCalendar, BusinessCalendar.id == SlaClock.calendar_id)
-        .where(SlaClock.ticket_id == ticket.id)
-    ).all()
+        .where(SlaClock.ticket_id == bindparam("ticket"))
+    )
+
+
+def _clocks(ticket: Ticket) -> dict[str, SlaClock]:
+    """Read the ticket's clocks with their targets and calendar versions, in one statement."""
+    rows = db.session.execute(_clocks_statement(), {"ticket": ticket.id}).all()
     for clock, target, version in rows:
         _remember(clock, target, version)
     return {clock.clock: clock for clock, _, _ in rows}

@@ -5,11 +5,11 @@ unknown status, a garbage date, a non-numeric id) are dropped and reported as no
 pasted URL still shows a list. Only a bad `after` cursor is an error (`BadCursor`, a 422 in the
 view): restarting silently at the first page would append duplicate rows under "Load more".
 
-A page is one select of the tickets the user may see (`tickets.visible`), filtered, ordered by
-(sort column, updated_at, id) to match the (tenant_id, <filter>, updated_at, id) indexes, with
+A page is one select of the tickets the user may see (as `tickets.visible`), filtered, ordered
+by (sort column, updated_at, id) to match the (tenant_id, <filter>, updated_at, id) indexes, with
 the site, charger and assignee names in the same select, and paged by keyset: the next page
 starts after the last row's sort values, never at an OFFSET, so every page costs the same. A
-search for words may take up to three selects (see `_search_page`).
+search for words may take up to three selects (see `list_page`).
 """
 
 from __future__ import annotations
@@ -17,19 +17,24 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterator, Mapping
+import operator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+from flask import abort
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    Integer,
     Select,
+    String,
     any_,
+    bindparam,
     func,
-    literal,
     or_,
     select,
     tuple_,
@@ -41,7 +46,7 @@ from cass import lifecycle
 from cass.extensions import db
 from cass.models import Charger, Connector, Site, Tenant, Ticket, User, Vendor
 from cass.models.tickets import CATEGORIES, CHANNELS, PRIORITIES
-from cass.services.tickets import KEY_RE, format_key, tenant_prefix, visible
+from cass.services.tickets import KEY_RE, format_key, tenant_prefix
 from cass.tenancy import current_tenant_id
 
 PAGE_SIZE = 50
@@ -278,6 +283,14 @@ def parse_query_string(raw: str) -> ListQuery:
 
 
 # --- the select ---------------------------------------------------------------------------
+#
+# A page's statements are built once per shape (which filters are set, the sort and its
+# direction, a cursor or not, the search strategy) with bound parameters, and kept; a request
+# only works out the values. Building a select of a dozen conditions and four subqueries, and
+# SQLAlchemy's cache key of it, cost more than Postgres takes to run it; a kept statement is
+# neither rebuilt nor keyed again (SQLAlchemy memoizes the key on the statement).
+
+_TENANT = bindparam("tenant", type_=BigInteger)
 
 
 def _day_start(day: date) -> datetime:
@@ -310,6 +323,19 @@ class _Search:
             return None
         return _escape_like(self.q) + "%"
 
+    @property
+    def kind(self) -> str:
+        """Return how it matches: "number", "words", or "words+charger"."""
+        if self.number is not None:
+            return "number"
+        return "words" if self.charger_prefix is None else "words+charger"
+
+    def values(self) -> dict[str, Any]:
+        """Return the values of the bound parameters of its conditions."""
+        if self.number is not None:
+            return {"number": self.number}
+        return {"q": self.q, "charger_prefix": self.charger_prefix}
+
 
 def _parse_search(q: str) -> _Search:
     """Tell one of the tenant's ticket keys (exact) from words."""
@@ -319,63 +345,112 @@ def _parse_search(q: str) -> _Search:
     return _Search(q)
 
 
-def _matches(t: Any, search: _Search) -> ColumnElement[bool]:
-    """Return the condition on ticket (or alias) `t` for `search`."""
-    if search.number is not None:
-        return t.number == search.number
-    words = t.search.bool_op("@@")(func.websearch_to_tsquery("simple", search.q))
-    if search.charger_prefix is None:
+def _matches(t: Any, kind: str) -> ColumnElement[bool]:
+    """Return the condition on ticket (or alias) `t` for a search of `kind` (_Search.kind)."""
+    if kind == "number":
+        return t.number == bindparam("number", type_=Integer)
+    words = t.search.bool_op("@@")(
+        func.websearch_to_tsquery("simple", bindparam("q", type_=String))
+    )
+    if kind == "words":
         return words
     chargers = select(Charger.id).where(
-        Charger.tenant_id == current_tenant_id(), Charger.ocpp_id.ilike(search.charger_prefix)
+        Charger.tenant_id == _TENANT,
+        Charger.ocpp_id.ilike(bindparam("charger_prefix", type_=String)),
     )
     return or_(words, t.charger_id.in_(chargers))
 
 
-def _matching_ids(search: _Search, limit: int | None) -> Any:
-    """Return a select of the ids matching `search` in the tenant, found through the full-text
-    index by cass_ticket_matches (migration 0003), at most `limit` of them."""
-    found = func.cass_ticket_matches(search.q, search.charger_prefix, limit).table_valued("id")
+def _matching_ids() -> Any:
+    """Return a select of the ids matching the search (`q`, `charger_prefix`) in the tenant,
+    found through the full-text index by cass_ticket_matches (migration 0003), at most `cap`
+    of them (NULL: all)."""
+    found = func.cass_ticket_matches(
+        bindparam("q", type_=String),
+        bindparam("charger_prefix", type_=String),
+        bindparam("cap", type_=Integer),
+    ).table_valued("id")
     return select(found.c.id)
 
 
-def _criteria(actor: User, query: ListQuery) -> list[ColumnElement[bool]]:
-    """Return the WHERE conditions but the text search: what `actor` may see, the filters."""
-    where: list[ColumnElement[bool]] = [visible(actor).whereclause]  # type: ignore[list-item]
-    if query.status:
-        where.append(Ticket.status.in_(query.statuses))
-    if query.priority:
-        where.append(Ticket.priority.in_(query.priority))
-    if query.category:
-        where.append(Ticket.category == query.category)
-    if query.channel:
-        where.append(Ticket.channel == query.channel)
-    if query.site:
-        where.append(Ticket.site_id == query.site)
-    if query.vendor:
-        where.append(Ticket.assignee_vendor_id == query.vendor)
-    if query.charger:
-        where.append(
-            Ticket.charger_id
-            == select(Charger.id)
-            .where(Charger.tenant_id == current_tenant_id(), Charger.ocpp_id == query.charger)
-            .scalar_subquery()
+def _condition(name: str) -> list[ColumnElement[bool]]:
+    """Return the conditions of one filter (see _filters), with bound parameters."""
+    if name == "tenant":
+        return [Ticket.tenant_id == _TENANT]
+    if name == "vendor_scope":
+        return [Ticket.assignee_vendor_id == bindparam("scope_vendor", type_=BigInteger)]
+    if name == "status":
+        return [Ticket.status.in_(bindparam("statuses", expanding=True))]
+    if name == "priority":
+        return [Ticket.priority.in_(bindparam("priorities", expanding=True))]
+    if name == "charger":
+        charger = select(Charger.id).where(
+            Charger.tenant_id == _TENANT, Charger.ocpp_id == bindparam("charger", type_=String)
         )
-    if query.assignee == "me":
-        where.append(Ticket.assignee_user_id == actor.id)
-    elif query.assignee == "none":
-        where += [Ticket.assignee_user_id.is_(None), Ticket.assignee_vendor_id.is_(None)]
+        return [Ticket.charger_id == charger.scalar_subquery()]
+    if name == "unassigned":
+        return [Ticket.assignee_user_id.is_(None), Ticket.assignee_vendor_id.is_(None)]
+    if name in _COMPARED:
+        column, operator = _COMPARED[name]
+        return [operator(column, bindparam(name, type_=column.type))]
+    raise KeyError(name)
+
+
+# Filters that compare one column with their value: name -> (column, comparison).
+_COMPARED: dict[str, tuple[Any, Callable[[Any, Any], ColumnElement[bool]]]] = {
+    "category": (Ticket.category, operator.eq),
+    "channel": (Ticket.channel, operator.eq),
+    "site": (Ticket.site_id, operator.eq),
+    "vendor": (Ticket.assignee_vendor_id, operator.eq),
+    "assignee": (Ticket.assignee_user_id, operator.eq),
+    "created_from": (Ticket.created_at, operator.ge),
+    "created_to": (Ticket.created_at, operator.lt),
+    "updated_from": (Ticket.updated_at, operator.ge),
+    "updated_to": (Ticket.updated_at, operator.lt),
+}
+
+
+def _filters(actor: User, query: ListQuery) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """Return the names of the conditions but the text search (what `actor` may see, the
+    filters) and the values of their bound parameters."""
+    tenant = current_tenant_id()
+    if tenant is None:
+        abort(404)
+    names, values = ["tenant"], {"tenant": tenant}
+    # What `actor` may see, as tickets.visible says: the tenant's tickets, a vendor's own only.
+    if actor.role == "vendor":
+        names.append("vendor_scope")
+        values["scope_vendor"] = actor.vendor_id
+    if query.status:
+        names.append("status")
+        values["statuses"] = list(query.statuses)
+    if query.priority:
+        names.append("priority")
+        values["priorities"] = list(query.priority)
+    for name in ("category", "channel", "site", "vendor", "charger"):
+        value = getattr(query, name)
+        if value:
+            names.append(name)
+            values[name] = value
+    if query.assignee == "none":
+        names.append("unassigned")
     elif query.assignee:
-        where.append(Ticket.assignee_user_id == int(query.assignee))
-    for column, start, end in (
-        (Ticket.created_at, query.created_from, query.created_to),
-        (Ticket.updated_at, query.updated_from, query.updated_to),
+        names.append("assignee")
+        values["assignee"] = actor.id if query.assignee == "me" else int(query.assignee)
+    for name, day, to_moment in (
+        ("created_from", query.created_from, _day_start),
+        ("created_to", query.created_to, _day_after),
+        ("updated_from", query.updated_from, _day_start),
+        ("updated_to", query.updated_to, _day_after),
     ):
-        if start:
-            where.append(column >= _day_start(start))
-        if end:
-            where.append(column < _day_after(end))
-    return where
+        if day:
+            names.append(name)
+            values[name] = to_moment(day)
+    return tuple(names), values
+
+
+def _where(filters: tuple[str, ...]) -> list[ColumnElement[bool]]:
+    return [condition for name in filters for condition in _condition(name)]
 
 
 def _sort_columns(sort: str, t: Any = Ticket) -> tuple[Any, ...]:
@@ -434,19 +509,21 @@ def decode_cursor(query: ListQuery) -> tuple[Any, ...]:
     return tuple(out)
 
 
-def _ordered(stmt: Select[Any], query: ListQuery, t: Any = Ticket) -> Select[Any]:
-    columns = _sort_columns(query.sort, t)
-    if query.dir == "desc":
+def _ordered(stmt: Select[Any], sort: str, direction: str, t: Any = Ticket) -> Select[Any]:
+    columns = _sort_columns(sort, t)
+    if direction == "desc":
         return stmt.order_by(*(c.desc() for c in columns))
     return stmt.order_by(*(c.asc() for c in columns))
 
 
-def _after(query: ListQuery) -> ColumnElement[bool]:
-    """Return the keyset condition: rows strictly after the cursor in the list's order."""
-    columns, values = _sort_columns(query.sort), decode_cursor(query)
+def _after(sort: str, direction: str) -> ColumnElement[bool]:
+    """Return the keyset condition: rows strictly after the cursor (`after_0`, `after_1`, ...)
+    in the list's order."""
+    columns = _sort_columns(sort)
+    values = [bindparam(f"after_{i}", type_=c.type) for i, c in enumerate(columns)]
     left = tuple_(*columns) if len(columns) > 1 else columns[0]
     right = tuple_(*values) if len(values) > 1 else values[0]
-    return left < right if query.dir == "desc" else left > right
+    return left < right if direction == "desc" else left > right
 
 
 def _joined(*columns: Any) -> Select[Any]:
@@ -471,12 +548,7 @@ def _lookup(column: Any, key: Any, foreign_key: Any, name: str) -> Any:
 
 def _prefix() -> Any:
     # Computed once per query (an InitPlan), so the key needs no extra round trip.
-    return (
-        select(Tenant.key_prefix)
-        .where(Tenant.id == current_tenant_id())
-        .scalar_subquery()
-        .label("prefix")
-    )
+    return select(Tenant.key_prefix).where(Tenant.id == _TENANT).scalar_subquery().label("prefix")
 
 
 def _page_columns(t: Any) -> tuple[Any, ...]:
@@ -499,48 +571,46 @@ def _page_columns(t: Any) -> tuple[Any, ...]:
     )
 
 
-# Built once: each request then makes only its own conditions (SQLAlchemy elements are
-# immutable, so statements may share them).
-_TICKET_PAGE_COLUMNS = _page_columns(Ticket)
-
-
-def _page(query: ListQuery, where: list[ColumnElement[bool]], t: Any = Ticket) -> Select[Any]:
+def _page(sort: str, direction: str, where: list[ColumnElement[bool]], t: Any = Ticket) -> Any:
     """Return the select of one page of `t` (the ticket table or a window of it)."""
-    columns = _TICKET_PAGE_COLUMNS if t is Ticket else _page_columns(t)
-    stmt = select(*columns, _prefix()).where(*where)
-    return _ordered(stmt, query, t).limit(PAGE_SIZE + 1)
+    stmt = select(*_page_columns(t), _prefix()).where(*where)
+    return _ordered(stmt, sort, direction, t).limit(bindparam("page_limit", type_=Integer))
 
 
-def _fetch(stmt: Select[Any]) -> list[Any]:
-    """Return every row of `stmt`, run on the session's connection (bound to the tenant).
+@lru_cache(maxsize=1024)
+def _page_statement(
+    filters: tuple[str, ...], sort: str, direction: str, after: bool, search: str, source: str
+) -> Any:
+    """Return the kept select of one page of this shape.
 
-    Columns, not entities: the ORM's part of session.execute() would cost a page 0.5 ms.
+    `search` is a _Search.kind or "" for none; `source` is where the page is taken from:
+    "table", the first SEARCH_WINDOW rows of the list ("window", `window`), or the tickets
+    with the ids found by the full-text probe ("ids", `ids`).
     """
-    return list(db.session.connection().execute(stmt).all())
+    where = _where(filters)
+    if after:
+        where.append(_after(sort, direction))
+    if source == "window":
+        # Only the columns the page needs: every column of a subquery costs SQLAlchemy a proxy.
+        first = select(*(getattr(Ticket, name) for name in WINDOW_COLUMNS)).where(*where)
+        first = _ordered(first, sort, direction).limit(bindparam("window", type_=Integer))
+        window = first.subquery().c
+        return _page(sort, direction, [_matches(window, search)], window)
+    if source == "ids":
+        where.append(Ticket.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+    elif search:
+        where.append(_matches(Ticket, search))
+    return _page(sort, direction, where)
 
 
-def _search_page(query: ListQuery, where: list[ColumnElement[bool]], search: _Search) -> Any:
-    """Return the rows of a page searched for words, in whichever shape is fast for them.
+_MATCHING_IDS = _matching_ids()
 
-    Row-level security keeps Postgres from using the full-text index in a query on the table
-    (`@@` is not leakproof), and in date order a rare word means walking the whole tenant. So:
-    1. the first SEARCH_WINDOW rows of the list are searched: enough for any common word;
-    2. else cass_ticket_matches (migration 0003: it runs as the owner, bound to the request's
-       tenant) finds the matches through the index; if there are at most SEARCH_CAP, the page
-       is picked among those ids by primary key, under row-level security;
-    3. else, a common word after all, the whole list is walked in order.
-    """
-    # Only the columns the page needs: every column of a subquery costs SQLAlchemy a proxy.
-    first = select(*(getattr(Ticket, name) for name in WINDOW_COLUMNS)).where(*where)
-    window = _ordered(first, query).limit(SEARCH_WINDOW).subquery().c
-    rows = _fetch(_page(query, [_matches(window, search)], window))
-    if len(rows) > PAGE_SIZE:
-        return rows
-    ids = [ident for (ident,) in _fetch(_matching_ids(search, SEARCH_CAP + 1))]
-    if len(ids) > SEARCH_CAP:
-        return _fetch(_page(query, [*where, _matches(Ticket, search)]))
-    by_id = Ticket.id == any_(literal(list(ids), ARRAY(BigInteger)))
-    return _fetch(_page(query, [*where, by_id]))
+
+def _fetch(stmt: Any, values: dict[str, Any]) -> list[Any]:
+    """Return every row of `stmt` with `values`, run on the session's connection (bound to the
+    tenant). Columns, not entities: the ORM's part of session.execute() would cost a page
+    0.5 ms."""
+    return list(db.session.connection().execute(stmt, values).all())
 
 
 @dataclass(frozen=True, slots=True)
@@ -576,17 +646,40 @@ def _sort_values(row: ListRow, sort: str) -> tuple[Any, ...]:
 
 
 def list_page(actor: User, query: ListQuery) -> ListPage:
-    """Return the page of visible tickets matching `query`, after its cursor if any."""
-    where = _criteria(actor, query)
+    """Return the page of visible tickets matching `query`, after its cursor if any.
+
+    A search for words may take up to three selects. Row-level security keeps Postgres from
+    using the full-text index in a query on the table (`@@` is not leakproof), and in date
+    order a rare word means walking the whole tenant. So:
+    1. the first SEARCH_WINDOW rows of the list are searched: enough for any common word;
+    2. else cass_ticket_matches (migration 0003: it runs as the owner, bound to the request's
+       tenant) finds the matches through the index; if there are at most SEARCH_CAP, the page
+       is picked among those ids by primary key, under row-level security;
+    3. else, a common word after all, the whole list is walked in order.
+    """
+    filters, values = _filters(actor, query)
     if query.after:
-        where.append(_after(query))
+        values.update((f"after_{i}", v) for i, v in enumerate(decode_cursor(query)))
+    values["page_limit"] = PAGE_SIZE + 1
+    shape = (filters, query.sort, query.dir, bool(query.after))
     search = _parse_search(query.q) if query.q else None
     if search is None:
-        result = _fetch(_page(query, where))
-    elif search.number is not None:
-        result = _fetch(_page(query, [*where, _matches(Ticket, search)]))
+        result = _fetch(_page_statement(*shape, "", "table"), values)
     else:
-        result = _search_page(query, where, search)
+        values.update(search.values())
+        if search.number is not None:
+            result = _fetch(_page_statement(*shape, search.kind, "table"), values)
+        else:
+            values["window"] = SEARCH_WINDOW
+            result = _fetch(_page_statement(*shape, search.kind, "window"), values)
+            if len(result) <= PAGE_SIZE:
+                values["cap"] = SEARCH_CAP + 1
+                ids = [ident for (ident,) in _fetch(_MATCHING_IDS, values)]
+                if len(ids) > SEARCH_CAP:
+                    result = _fetch(_page_statement(*shape, search.kind, "table"), values)
+                else:
+                    values["ids"] = ids
+                    result = _fetch(_page_statement(*shape, search.kind, "ids"), values)
     # Unpacked by position, in _page_columns' order: attribute access on 650 cells costs more.
     rows = [
         ListRow(
@@ -650,14 +743,17 @@ def export_statement(actor: User, query: ListQuery) -> Select[Any]:
         Ticket.updated_at,
         Ticket.resolved_at,
     ).outerjoin(Connector, Connector.id == Ticket.connector_id)
-    where = _criteria(actor, query)
+    filters, values = _filters(actor, query)
+    where = _where(filters)
     if query.q:
         search = _parse_search(query.q)
+        values.update(search.values())
         if search.number is not None:
-            where.append(_matches(Ticket, search))
+            where.append(_matches(Ticket, search.kind))
         else:
-            where.append(Ticket.id.in_(_matching_ids(search, None)))
-    return _ordered(stmt.where(*where), query)
+            values["cap"] = None
+            where.append(Ticket.id.in_(_matching_ids()))
+    return _ordered(stmt.where(*where), query.sort, query.dir).params(values)
 
 
 def csv_cell(value: Any) -> str:

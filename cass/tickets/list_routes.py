@@ -57,18 +57,22 @@ def _actor() -> User:
     return current_user._get_current_object()  # type: ignore[no-any-return]
 
 
+def _view_fields() -> dict[str, Any]:
+    return {"view_form": SavedViewForm(formdata=None)}
+
+
 def _views_context(
     form: SavedViewForm | None = None,
     error: str | None = None,
     views: list[saved_views.ViewItem] | None = None,
 ) -> dict[str, Any]:
-    """Return what the saved-views panel renders (`views` read now unless given)."""
+    """Return what the saved-views panel renders (`views` read now unless given); without
+    `form`, an empty one (its fields made once, by `view_fields`)."""
     return {
         "views": saved_views.list_views(_actor()) if views is None else views,
-        "view_form": form or SavedViewForm(formdata=None),
+        "view_form": form,
+        "view_fields": _view_fields,
         "view_error": error,
-        "delete_form": DeleteViewForm(formdata=None),
-        "share_form": ShareViewForm(formdata=None),
     }
 
 
@@ -88,7 +92,9 @@ def _whole_page(
         **_views_context(form, view_error, screen.views),
     }
     if can(current_user.role, "tickets.bulk"):
-        context["bulk_form"] = new_bulk_form(screen.assignees)
+        # The bulk form's fields depend on the role's actions and the assignees only.
+        context["bulk_key"] = (current_user.role, tuple(screen.assignees))
+        context["bulk_fields"] = lambda: {"bulk_form": new_bulk_form(screen.assignees)}
     return render("tickets/list.html", status=422 if error else status, **context)
 
 

@@ -1,0 +1,79 @@
+"""The ticket list's rows as markup, written in Python.
+
+A list page is 50 rows of ten cells, and every live refresh of a list renders them again for
+each viewer. Jinja looks up and escapes each of a row's twenty expressions one by one (~30 µs a
+row); written here, a row is one f-string with only its free text escaped (~3 µs). The row
+markup lives only here: `templates/tickets/_list_rows.html` calls `ticket_rows()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from flask import url_for
+from markupsafe import Markup, escape
+
+from cass.lifecycle import STATUS_LABELS
+from cass.models.tickets import CATEGORIES, PRIORITIES
+from cass.services.ticket_queries import ListRow
+
+try:  # markupsafe's escaping without the Markup object around it: this runs 300 times a page
+    from markupsafe._speedups import _escape_inner as _e
+except ImportError:  # pragma: no cover (markupsafe without its C extension)
+    from markupsafe._native import _escape_inner as _e
+
+# Escaped once: the labels are constants. A value outside them (a status added later, say)
+# is escaped as it comes.
+_STATUS = {
+    status: Markup('<span class="badge status-{}">{}</span>').format(status, label)
+    for status, label in STATUS_LABELS.items()
+}
+_PRIORITY = {
+    priority: Markup('<span class="badge prio-{}">{}</span>').format(priority.lower(), priority)
+    for priority in PRIORITIES
+}
+_CATEGORY = {category: str(escape(label)) for category, label in CATEGORIES.items()}
+_NOBODY = '<span class="muted">—</span>'
+
+
+def _badge(badges: dict[str, Markup], value: str, kind: str) -> str:
+    found = badges.get(value)
+    if found is None:
+        found = Markup('<span class="badge {}-{}">{}</span>').format(kind, value.lower(), value)
+    return str(found)
+
+
+def ticket_rows(rows: Iterable[ListRow], bulk: bool) -> Markup:
+    """Return the table rows of `rows`, with a selection checkbox each when `bulk`."""
+    detail_start, detail_end = url_for("tickets.detail", key="KEY").rsplit("KEY", 1)
+    detail_start, detail_end = _e(detail_start), _e(detail_end)
+    html = []
+    for t in rows:
+        key = _e(t.key)
+        if t.assignee:
+            assignee = _e(t.assignee)
+        elif t.vendor:
+            assignee = f'{_e(t.vendor)} <small class="muted">vendor</small>'
+        else:
+            assignee = _NOBODY
+        iso = t.updated_at.isoformat()
+        select = (
+            f'<td><input type="checkbox" name="ticket" value="{t.id}" form="bulk-form"'
+            f' aria-label="Select {key}"></td>'
+            if bulk
+            else ""
+        )
+        category = _CATEGORY.get(t.category)
+        html.append(
+            f'<tr id="ticket-{t.id}" data-list-row>{select}'
+            f'<td><a href="{detail_start}{key}{detail_end}">{key}</a></td>'
+            f"<td>{_e(t.title)}</td>"
+            f"<td>{_badge(_STATUS, t.status, 'status')}</td>"
+            f"<td>{_badge(_PRIORITY, t.priority, 'prio')}</td>"
+            f'<td class="optional">{_e(t.category) if category is None else category}</td>'
+            f'<td class="optional">{_e(t.site or "")}</td>'
+            f'<td class="optional">{_e(t.charger or "")}</td>'
+            f"<td>{assignee}</td>"
+            f'<td><time datetime="{iso}">{iso[:10]} {iso[11:16]}</time></td></tr>\n'
+        )
+    return Markup("".join(html))  # noqa: S704 (every value from the database is escaped above)
