@@ -9,14 +9,14 @@ time from the start, the new target and that credit, so no paused time is ever l
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from functools import cache, wraps
+from functools import wraps
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, select, text, true
-from sqlalchemy.orm import aliased
+from sqlalchemy import select, text
 
 from cass.business_time import TWENTY_FOUR_SEVEN, Calendar
 from cass.extensions import db
@@ -153,48 +153,52 @@ def _specificity() -> Any:
     )
 
 
-@cache
-def _plan_statement() -> Any:
-    """Build, once, the statement reading a ticket's policy targets and their calendars."""
-    model = select(Charger.model).where(Charger.id == bindparam("charger")).scalar_subquery()
-    policy = (
-        select(SlaPolicy.id)
-        .where(
-            SlaPolicy.tenant_id == bindparam("tenant"),
-            SlaPolicy.active,
-            SlaPolicy.priority == bindparam("priority"),
-            (SlaPolicy.site_id.is_(None)) | (SlaPolicy.site_id == bindparam("site")),
-            (SlaPolicy.category.is_(None)) | (SlaPolicy.category == bindparam("category")),
-            (SlaPolicy.charger_model.is_(None)) | (SlaPolicy.charger_model == model),
-        )
-        .order_by(_specificity().desc(), SlaPolicy.id)
-        .limit(1)
-        .scalar_subquery()
-    )
-    default = (
-        select(BusinessCalendar.id, BusinessCalendar.version)
-        .where(
-            BusinessCalendar.tenant_id == bindparam("tenant"),
-            (BusinessCalendar.site_id == bindparam("site"))
-            | (BusinessCalendar.is_default & BusinessCalendar.site_id.is_(None)),
-        )
-        .order_by(BusinessCalendar.site_id.is_(None))
-        .limit(1)
-        .subquery()
-    )
-    own = aliased(BusinessCalendar)
-    return (
-        select(SlaTarget, own.version, default.c.id, default.c.version)
-        .outerjoin(own, own.id == SlaTarget.calendar_id)
-        .outerjoin(default, true())
-        .where(SlaTarget.policy_id == policy)
-    )
+@dataclass
+class Terms:
+    """One clock of a policy as the clocks need it (the fields of sla_target they read)."""
+
+    id: int
+    clock: str
+    target_minutes: int
+    calendar_id: int | None
+    pause_statuses: list[str]
+    warn_percent: int
+    escalations: list[dict[str, Any]]
+
+
+# Parameters are cast: psycopg sends them untyped, and a NULL one needs a type.
+_PLAN_SQL = text("""
+WITH policy AS (
+    SELECT p.id FROM sla_policy p
+    WHERE p.tenant_id = CAST(:tenant AS bigint) AND p.active
+      AND p.priority = CAST(:priority AS text)
+      AND (p.site_id IS NULL OR p.site_id = CAST(:site AS bigint))
+      AND (p.category IS NULL OR p.category = CAST(:category AS text))
+      AND (p.charger_model IS NULL
+           OR p.charger_model = (SELECT model FROM charger WHERE id = CAST(:charger AS bigint)))
+    ORDER BY (p.site_id IS NOT NULL)::int + (p.category IS NOT NULL)::int
+             + (p.charger_model IS NOT NULL)::int DESC, p.id
+    LIMIT 1
+), fallback AS (
+    SELECT id, version FROM business_calendar
+    WHERE tenant_id = CAST(:tenant AS bigint)
+      AND (site_id = CAST(:site AS bigint) OR (is_default AND site_id IS NULL))
+    ORDER BY site_id IS NULL
+    LIMIT 1
+)
+SELECT t.id, t.clock, t.target_minutes, t.calendar_id, t.pause_statuses, t.warn_percent,
+       t.escalations, own.version AS own_version, f.id AS default_id, f.version AS default_version
+FROM sla_target t
+JOIN policy ON t.policy_id = policy.id
+LEFT JOIN business_calendar own ON own.id = t.calendar_id
+LEFT JOIN fallback f ON true
+""")
 
 
 def _plan(ticket: Ticket) -> _Plan:
     """Read the matching policy's targets and the calendars they use, in one statement."""
     rows = db.session.execute(
-        _plan_statement(),
+        _PLAN_SQL,
         {
             "tenant": ticket.tenant_id,
             "priority": ticket.priority,
@@ -204,34 +208,187 @@ def _plan(ticket: Ticket) -> _Plan:
         },
     ).all()
     versions: dict[int, int] = {}
-    targets: dict[str, SlaTarget] = {}
+    targets: dict[str, Terms] = {}
     default_id = None
-    for target, own_version, default_id, default_version in rows:
-        targets[target.clock] = target
-        if target.calendar_id is not None:
-            versions[target.calendar_id] = own_version
+    for row in rows:
+        targets[row.clock] = Terms(*row[:7])
+        if row.calendar_id is not None:
+            versions[row.calendar_id] = row.own_version
+        default_id = row.default_id
         if default_id is not None:
-            versions[default_id] = default_version
-    return _Plan(targets, default_id, versions)
+            versions[default_id] = row.default_version
+    return _Plan(targets, default_id, versions)  # type: ignore[arg-type]
 
 
-@cache
-def _clocks_statement() -> Any:
-    """Build, once, the statement reading a ticket's clocks, targets and calendar versions."""
-    return (
-        select(SlaClock, SlaTarget, BusinessCalendar.version)
-        .outerjoin(SlaTarget, SlaTarget.id == SlaClock.target_id)
-        .outerjoin(BusinessCalendar, BusinessCalendar.id == SlaClock.calendar_id)
-        .where(SlaClock.ticket_id == bindparam("ticket"))
-    )
+# The stored columns of a clock, in the order the statements below read and write them.
+CLOCK_COLUMNS = (
+    "id",
+    "tenant_id",
+    "ticket_id",
+    "clock",
+    "target_id",
+    "calendar_id",
+    "target_minutes",
+    "started_at",
+    "paused_seconds",
+    "paused_since",
+    "warn_at",
+    "due_at",
+    "state",
+    "stopped_at",
+    "warned_at",
+    "breached_at",
+    "escalation_level",
+    "next_escalation_at",
+)
 
 
-def _clocks(ticket: Ticket) -> dict[str, SlaClock]:
+@dataclass(eq=False)
+class ClockRow:
+    """A ticket's clock read into plain Python: changed in memory, written back by _persist()."""
+
+    id: int | None
+    tenant_id: int
+    ticket_id: int
+    clock: str
+    target_id: int | None = None
+    calendar_id: int | None = None
+    target_minutes: int = 0
+    started_at: datetime | None = None
+    paused_seconds: int = 0
+    paused_since: datetime | None = None
+    warn_at: datetime | None = None
+    due_at: datetime | None = None
+    state: str = "running"
+    stopped_at: datetime | None = None
+    warned_at: datetime | None = None
+    breached_at: datetime | None = None
+    escalation_level: int = 0
+    next_escalation_at: datetime | None = None
+    updated_at: datetime | None = None
+    pending_events: list[dict[str, Any]] = field(default_factory=list)
+    loaded: tuple[Any, ...] = ()
+
+    def values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in CLOCK_COLUMNS)
+
+    @property
+    def changed(self) -> bool:
+        return self.values() != self.loaded or bool(self.pending_events)
+
+
+_CLOCKS_SQL = f"""
+SELECT {", ".join("c." + name for name in CLOCK_COLUMNS)},
+       t.id AS t_id, t.clock AS t_clock, t.target_minutes AS t_minutes,
+       t.calendar_id AS t_calendar, t.pause_statuses, t.warn_percent, t.escalations,
+       b.version AS calendar_version
+FROM sla_clock c
+LEFT JOIN sla_target t ON t.id = c.target_id
+LEFT JOIN business_calendar b ON b.id = c.calendar_id
+"""  # noqa: S608 (fixed column names)
+_TICKET_CLOCKS = text(_CLOCKS_SQL + " WHERE c.ticket_id = CAST(:ticket AS bigint)")
+_ONE_CLOCK = text(_CLOCKS_SQL + " WHERE c.id = CAST(:clock AS bigint) FOR UPDATE OF c SKIP LOCKED")
+
+
+def _rows(result: Any) -> list[ClockRow]:
+    clocks = []
+    for row in result:
+        clock = ClockRow(*row[: len(CLOCK_COLUMNS)])
+        clock.loaded = clock.values()
+        terms = Terms(*row[len(CLOCK_COLUMNS) : len(CLOCK_COLUMNS) + 7]) if row.t_id else None
+        _remember(clock, terms, row.calendar_version)  # type: ignore[arg-type]
+        clocks.append(clock)
+    return clocks
+
+
+def _clocks(ticket: Ticket) -> dict[str, ClockRow]:
     """Read the ticket's clocks with their targets and calendar versions, in one statement."""
-    rows = db.session.execute(_clocks_statement(), {"ticket": ticket.id}).all()
-    for clock, target, version in rows:
-        _remember(clock, target, version)
-    return {clock.clock: clock for clock, _, _ in rows}
+    rows = _rows(db.session.execute(_TICKET_CLOCKS, {"ticket": ticket.id}))
+    return {clock.clock: clock for clock in rows}
+
+
+def lock_clock(clock_id: int) -> ClockRow | None:
+    """Read one clock for update, or None if it is gone or another transaction holds it."""
+    rows = _rows(db.session.execute(_ONE_CLOCK, {"clock": clock_id}))
+    return rows[0] if rows else None
+
+
+_STORED = ", ".join(
+    f"{name} {kind}"
+    for name, kind in (
+        ("id", "bigint"),
+        ("tenant_id", "bigint"),
+        ("ticket_id", "bigint"),
+        ("clock", "text"),
+        ("target_id", "bigint"),
+        ("calendar_id", "bigint"),
+        ("target_minutes", "int"),
+        ("started_at", "timestamptz"),
+        ("paused_seconds", "bigint"),
+        ("paused_since", "timestamptz"),
+        ("warn_at", "timestamptz"),
+        ("due_at", "timestamptz"),
+        ("state", "text"),
+        ("stopped_at", "timestamptz"),
+        ("warned_at", "timestamptz"),
+        ("breached_at", "timestamptz"),
+        ("escalation_level", "int"),
+        ("next_escalation_at", "timestamptz"),
+    )
+)
+_WRITTEN = CLOCK_COLUMNS[1:]
+# One statement writes every changed clock (updates and inserts) and all their events.
+_PERSIST_SQL = text(f"""
+WITH v AS (
+    SELECT * FROM jsonb_to_recordset(CAST(:clocks AS jsonb)) AS v({_STORED})
+), updated AS (
+    UPDATE sla_clock c SET {", ".join(f"{n} = v.{n}" for n in _WRITTEN)}, updated_at = :now
+    FROM v WHERE v.id IS NOT NULL AND c.id = v.id
+    RETURNING c.id
+), inserted AS (
+    INSERT INTO sla_clock ({", ".join(_WRITTEN)}, updated_at)
+    SELECT {", ".join(_WRITTEN)}, :now FROM v WHERE v.id IS NULL
+    RETURNING id
+), events AS (
+    INSERT INTO sla_event (tenant_id, ticket_id, clock, kind, at, detail)
+    SELECT e.tenant_id, e.ticket_id, e.clock, e.kind, e.at, e.detail
+    FROM jsonb_to_recordset(CAST(:events AS jsonb))
+         AS e(tenant_id bigint, ticket_id bigint, clock text, kind text, at timestamptz,
+              detail jsonb)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM updated), (SELECT count(*) FROM inserted),
+       (SELECT count(*) FROM events)
+""")  # noqa: S608 (fixed column names)
+
+
+def _persist(clocks: Iterable[ClockRow], now: datetime) -> None:
+    """Write the changed clocks and their events in one statement."""
+    changed = [c for c in clocks if c.changed]
+    if not changed:
+        return
+    events = [event for clock in changed for event in clock.pending_events]
+    db.session.execute(
+        _PERSIST_SQL,
+        {
+            "clocks": _json([dict(zip(CLOCK_COLUMNS, c.values(), strict=True)) for c in changed]),
+            "events": _json(events),
+            "now": now,
+        },
+    )
+    for clock in changed:
+        clock.pending_events = []
+        clock.loaded = clock.values()
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=_iso, separators=(",", ":"))
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot store {type(value).__name__}")
 
 
 def _remember(clock: SlaClock, target: SlaTarget | None, version: int | None) -> None:
@@ -251,8 +408,20 @@ def event_row(clock: SlaClock, kind: str, at: datetime, **detail: Any) -> SlaEve
     )
 
 
-def _event(clock: SlaClock, kind: str, at: datetime, **detail: Any) -> None:
-    db.session.add(event_row(clock, kind, at, **detail))
+def _event(clock: Any, kind: str, at: datetime, **detail: Any) -> None:
+    if isinstance(clock, ClockRow):
+        clock.pending_events.append(
+            {
+                "tenant_id": clock.tenant_id,
+                "ticket_id": clock.ticket_id,
+                "clock": clock.clock,
+                "kind": kind,
+                "at": at,
+                "detail": detail,
+            }
+        )
+    else:
+        db.session.add(event_row(clock, kind, at, **detail))
 
 
 def reschedule(clock: SlaClock, now: datetime) -> None:
@@ -301,12 +470,12 @@ def _schedule(clock: SlaClock, now: datetime, fresh: bool = False) -> None:
 
 
 def _start(
-    ticket: Ticket, plan: _Plan, name: str, now: datetime, existing: SlaClock | None = None
-) -> SlaClock | None:
+    ticket: Ticket, plan: _Plan, name: str, now: datetime, existing: ClockRow | None = None
+) -> ClockRow | None:
     target = plan.targets.get(name)
     if target is None:
         return None
-    clock = existing or SlaClock(tenant_id=ticket.tenant_id, ticket_id=ticket.id, clock=name)
+    clock = existing or ClockRow(None, ticket.tenant_id, ticket.id, name)
     clock.target_id = target.id
     clock.calendar_id = plan.calendar_id(name)
     _remember(clock, target, plan.versions.get(clock.calendar_id or 0))
@@ -317,8 +486,6 @@ def _start(
     clock.stopped_at = clock.warned_at = clock.breached_at = None
     clock.escalation_level = 0
     clock.state = "running"
-    if existing is None:
-        db.session.add(clock)
     _schedule(clock, now)
     _event(clock, "started", now, due_at=clock.due_at.isoformat() if clock.due_at else None)
     return clock
@@ -383,10 +550,11 @@ def on_created(ticket: Ticket, now: datetime | None = None) -> None:
     """Start the clocks of a new ticket's policy."""
     now = now or ticket.created_at or _now()
     plan = _plan(ticket)
-    for name in ("first_response", "resolution", "on_site"):
-        _start(ticket, plan, name, now)
+    names = ["first_response", "resolution", "on_site"]
     if ticket.assignee_vendor_id:
-        _start(ticket, plan, "vendor", now)
+        names.append("vendor")
+    started = [_start(ticket, plan, name, now) for name in names]
+    _persist([clock for clock in started if clock is not None], now)
 
 
 @_quiet
@@ -394,42 +562,48 @@ def on_status(ticket: Ticket, old: str, new: str, now: datetime | None = None) -
     """Move the ticket's clocks for a status change (already applied to the ticket)."""
     now = now or _now()
     clocks = _clocks(ticket)
-    if not clocks:
-        return
     for name, clock in clocks.items():
-        if new in _ENDED:
-            if clock.stopped_at is None:
-                _stop(clock, now, cancel=True)
-            continue
-        if name == "first_response" and old == "new":
-            _stop(clock, now)
-            continue
-        if new == "resolved" and name in ("resolution", "vendor", "on_site"):
-            # On-site arrival is moot once the ticket is solved without a visit.
-            _stop(clock, now, cancel=name == "on_site" and clock.stopped_at is None)
-            continue
-        if old == "resolved" and new == "reopened" and name == "resolution":
-            # The time between resolving and reopening is not the desk's: credit it back.
-            if clock.stopped_at is not None and clock.state != "cancelled":
-                since = clock.stopped_at
-                clock.state = "breached" if clock.breached_at else "running"
-                _resume(clock, now, since)
-            continue
-        if clock.stopped_at is not None:
-            continue
-        was_paused, pauses = clock.state == "paused", _pauses(clock, new)
-        if pauses and not was_paused:
-            _pause(clock, now, new)
-        elif was_paused and not pauses:
-            _resume(clock, now)
+        _move(clock, name, old, new, now)
+    _persist(clocks.values(), now)
+
+
+def _move(clock: ClockRow, name: str, old: str, new: str, now: datetime) -> None:
+    """Move one clock for a status change from `old` to `new`."""
+    if new in _ENDED:
+        if clock.stopped_at is None:
+            _stop(clock, now, cancel=True)
+        return
+    if name == "first_response" and old == "new":
+        _stop(clock, now)
+        return
+    if new == "resolved" and name in ("resolution", "vendor", "on_site"):
+        # On-site arrival is moot once the ticket is solved without a visit.
+        _stop(clock, now, cancel=name == "on_site" and clock.stopped_at is None)
+        return
+    if old == "resolved" and new == "reopened" and name == "resolution":
+        # The time between resolving and reopening is not the desk's: credit it back.
+        if clock.stopped_at is not None and clock.state != "cancelled":
+            since = clock.stopped_at
+            clock.state = "breached" if clock.breached_at else "running"
+            _resume(clock, now, since)
+        return
+    if clock.stopped_at is not None:
+        return
+    was_paused, pauses = clock.state == "paused", _pauses(clock, new)
+    if pauses and not was_paused:
+        _pause(clock, now, new)
+    elif was_paused and not pauses:
+        _resume(clock, now)
 
 
 @_quiet
 def on_first_answer(ticket: Ticket, now: datetime | None = None) -> None:
     """Stop the first-response clock: someone answered the ticket."""
+    now = now or _now()
     clock = _clocks(ticket).get("first_response")
     if clock is not None:
-        _stop(clock, now or _now())
+        _stop(clock, now)
+        _persist([clock], now)
 
 
 @_quiet
@@ -442,16 +616,21 @@ def on_assignment(ticket: Ticket, old_vendor_id: int | None, now: datetime | Non
     if ticket.assignee_vendor_id is None:
         if clock is not None:
             _stop(clock, now, cancel=True)
+            _persist([clock], now)
         return
-    _start(ticket, _plan(ticket), "vendor", now, existing=clock)
+    started = _start(ticket, _plan(ticket), "vendor", now, existing=clock)
+    if started is not None:
+        _persist([started], now)
 
 
 @_quiet
 def stop_clock(ticket: Ticket, name: str, now: datetime | None = None) -> None:
     """Stop one clock of the ticket (e.g. on-site arrival at an engineer's check-in)."""
+    now = now or _now()
     clock = _clocks(ticket).get(name)
     if clock is not None:
-        _stop(clock, now or _now())
+        _stop(clock, now)
+        _persist([clock], now)
 
 
 @_quiet
@@ -485,12 +664,15 @@ def recompute(ticket: Ticket, now: datetime | None = None, reason: str = "policy
             due_at=clock.due_at.isoformat() if clock.due_at else None,
         )
     # A clock the old policy lacked starts as if it had run from the ticket's creation.
+    written = list(clocks.values())
     if ticket.status not in _ENDED:
         for name in ("first_response", "resolution", "on_site"):
             if name in plan.targets and name not in clocks and _applies(ticket, name):
                 started = _start(ticket, plan, name, ticket.created_at or now)
                 if started is not None:
                     _schedule(started, now, fresh=True)
+                    written.append(started)
+    _persist(written, now)
 
 
 def _applies(ticket: Ticket, name: str) -> bool:
@@ -499,7 +681,7 @@ def _applies(ticket: Ticket, name: str) -> bool:
     return ticket.status != "resolved"
 
 
-def clocks_of(ticket: Ticket) -> list[SlaClock]:
+def clocks_of(ticket: Ticket) -> list[ClockRow]:
     """Return the ticket's clocks in display order."""
     order = ["first_response", "on_site", "vendor", "resolution"]
     return sorted(_clocks(ticket).values(), key=lambda c: order.index(c.clock))
