@@ -60,6 +60,15 @@ def queue(
         for channel in channels
     ]
     db.session.execute(insert(Notification).values(rows).on_conflict_do_nothing())
+    if "in_app" in channels:
+        ring(current_tenant_id(), user_id)
+
+
+def ring(tenant_id: int, user_id: int) -> None:
+    """Tell the user's open pages to refresh the bell (delivered on commit)."""
+    from cass import live
+
+    live.notify(db.session, tenant_id, f"bell-{user_id}", user_id)
 
 
 def unread_count(user: User) -> int:

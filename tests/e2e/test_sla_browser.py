@@ -9,7 +9,7 @@ from sqlalchemy import select, text
 
 from cass.extensions import db
 from cass.models import SlaClock, Ticket, User
-from cass.services import tickets
+from cass.services import notifications, tickets
 from cass.services.sla_sweep import sweep
 from cass.services.tickets import NewTicket
 from cass.tenancy import system_context, tenant_context
@@ -100,4 +100,14 @@ def test_an_engineer_sees_a_breach_at_risk_and_on_the_bell(
     expect(page.locator("#inbox")).to_contain_text(f"{key}: resolution SLA breached")
     page.get_by_role("button", name="Mark all 1 read").click()
     expect(page.locator("#bell .count")).to_have_count(0)
+
+    # Back on a live page, new news rings the bell at once (SSE), not at the next poll.
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="At risk").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("At risk")
+    page.wait_for_timeout(500)  # the live stream connects
+    with app.app_context(), tenant_context(demo["demo"]):
+        engineer = db.session.scalar(select(User).where(User.email == "engineer@demo.test"))
+        notifications.queue(engineer.id, "test", "Fresh news", channels=("in_app",))
+        db.session.commit()
+    expect(page.locator("#bell .count")).to_have_text("1", timeout=5_000)
     assert console.errors == []
