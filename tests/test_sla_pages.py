@@ -169,3 +169,16 @@ def test_the_ticket_page_shows_its_clocks_with_time_left(app, demo):
     # The live refresh (htmx) carries the same clocks, out of band with the other fields.
     live = client.get(f"/tickets/DEMO-{number}?part=live", headers=HX).get_data(as_text=True)
     assert 'id="ticket-sla"' in live and "<html" not in live
+
+
+def test_the_ticket_page_links_its_charger(app, demo):
+    client = as_user(app, "agent@demo.test")
+    page = client.get("/tickets/DEMO-1").get_data(as_text=True)
+    with app.app_context(), system_context():
+        from cass.models import Charger
+
+        ticket = db.session.scalar(
+            select(Ticket).where(Ticket.tenant_id == demo["demo"], Ticket.number == 1)
+        )
+        ocpp_id = db.session.get(Charger, ticket.charger_id).ocpp_id
+    assert f'href="/chargers/{ocpp_id}"' in page
