@@ -3,11 +3,13 @@
 The web inserts a row and NOTIFYs `cass_bridge` with `cmd:<charger id>`. Every bridge instance
 hears it; the one holding that charger's socket wakes the charger's command loop, which claims
 the oldest pending command, sends it, waits for the answer (one CALL in flight per charger, as
-OCPP requires) and stores the outcome. Claims and outcomes are committed in the store's command
-lane, whose group commits never wait behind the chargers' message batches: under a full load of
-messages a command still goes out a commit after the web's NOTIFY. Commands for offline
-chargers stay pending until the charger reconnects or they expire. A periodic poll covers
-notifications missed while the listening connection was away.
+OCPP requires) and stores the outcome. Claims are committed in the store's command lane, whose
+group commits never wait behind the chargers' message batches: under a full load of messages a
+command still goes out a commit after the web's NOTIFY. Outcomes go with the message batches:
+storing one sends a live notification, and Postgres lets one notifying transaction commit at
+a time, so in the command lane they would hold claims up behind the batches' commits. Commands
+for offline chargers stay pending until the charger reconnects or they expire. A periodic poll
+covers notifications missed while the listening connection was away.
 """
 
 from __future__ import annotations
@@ -188,9 +190,7 @@ async def command_loop(bridge: Bridge, session: Any) -> None:
             command_id, action, payload = claimed
             outcome = await send(session, action, payload, message_id)
             try:
-                await bridge.store.run_command(
-                    lambda conn, c=command_id, o=outcome: finish(conn, c, o)
-                )
+                await bridge.store.run(lambda conn, c=command_id, o=outcome: finish(conn, c, o))
             except Exception:
                 log.exception("could not store the outcome of command %s", command_id)
 

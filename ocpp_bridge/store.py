@@ -7,9 +7,11 @@ job's caller get its result, so the bridge answers a charger only once the effec
 at the cost of one commit per batch instead of one per message. A failing job never takes its
 batch-mates down: the batch is retried job by job.
 
-Work that must not wait behind the chargers' messages has its own lane: commands to chargers
-(claiming one, storing its outcome) run in group commits of their own on a writer of their own
-(`run_command`), so a command queued by the web goes out while message batches are in flight;
+Work that must not wait behind the chargers' messages has its own lane: claiming a command for
+a charger runs in group commits of their own on a writer of their own (`run_command`), so a
+command queued by the web goes out while message batches are in flight (nothing in that lane
+may NOTIFY: Postgres commits notifying transactions one at a time, and the message batches
+notify);
 periodic bookkeeping (the presence touch) runs in transactions of its own (`run_alone`).
 """
 
@@ -144,7 +146,8 @@ class Store:
         return await self._queue(self._messages, job)
 
     async def run_command(self, job: Job) -> Any:
-        """Like run(), in the commands' own group commits: never behind charger messages."""
+        """Like run(), in the commands' own group commits: never behind charger messages.
+        For claims and reads only: a job that NOTIFYs would wait for the batches' commits."""
         return await self._queue(self._commands, job)
 
     async def run_alone(self, job: Job) -> Any:
