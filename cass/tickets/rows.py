@@ -1,21 +1,27 @@
-"""The ticket list's rows as markup, written in Python.
+"""The ticket list's rows as markup, and its links, made in Python.
 
 A list page is 50 rows of ten cells, and every live refresh of a list renders them again for
 each viewer. Jinja looks up and escapes each of a row's twenty expressions one by one (~30 µs a
 row); written here, a row is one f-string with only its free text escaped (~3 µs). The row
 markup lives only here: `templates/tickets/_list_rows.html` calls `ticket_rows()`.
+
+The table's links (itself, each sort, the CSV) are a dozen url_for calls over the same query
+parameters: `list_links()` makes them once per query (and mount point).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from urllib.parse import urlencode
 
-from flask import url_for
+from flask import request, url_for
 from markupsafe import Markup, escape
 
 from cass.lifecycle import STATUS_LABELS
 from cass.models.tickets import CATEGORIES, PRIORITIES
-from cass.services.ticket_queries import ListRow
+from cass.services.ticket_queries import SORTS, ListQuery, ListRow
 
 try:  # markupsafe's escaping without the Markup object around it: this runs 300 times a page
     from markupsafe._speedups import _escape_inner as _e
@@ -77,3 +83,34 @@ def ticket_rows(rows: Iterable[ListRow], bulk: bool) -> Markup:
             f'<td><time datetime="{iso}">{iso[:10]} {iso[11:16]}</time></td></tr>\n'
         )
     return Markup("".join(html))  # noqa: S704 (every value from the database is escaped above)
+
+
+@dataclass(frozen=True)
+class ListLinks:
+    """The table's links for one query (without its cursor)."""
+
+    here: str  # the list itself: the live refresh, "Reload the list"
+    csv: str
+    sort: dict[str, str]  # a click on each sortable column
+    query_string: str  # the filters and sort, for the save-view form
+
+    def more(self, after: str) -> str:
+        """Return the link of the rows after the cursor `after` (as url_for would write it)."""
+        return f"{self.here}{'&' if '?' in self.here else '?'}{urlencode({'after': after})}"
+
+
+@lru_cache(maxsize=1024)
+def _links(query: ListQuery, script_root: str) -> ListLinks:
+    here = query.params(after=None)
+    return ListLinks(
+        here=url_for("tickets.index", **here),
+        csv=url_for("ticket_export.tickets_csv", **here),
+        sort={name: url_for("tickets.index", **query.sort_params(name)) for name in SORTS},
+        query_string=query.query_string(),
+    )
+
+
+def list_links(query: ListQuery) -> ListLinks:
+    """Return the table's links for `query` (made once per query and mount point)."""
+    # The notices do not count in a ListQuery's equality: only its filters and sort do.
+    return _links(replace(query, after=None), request.script_root)
