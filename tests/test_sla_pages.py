@@ -182,3 +182,22 @@ def test_the_ticket_page_links_its_charger(app, demo):
         )
         ocpp_id = db.session.get(Charger, ticket.charger_id).ocpp_id
     assert f'href="/chargers/{ocpp_id}"' in page
+
+
+def test_board_cards_show_their_most_urgent_clock(app, demo):
+    ids = make_tickets(app, demo, 1)
+    with app.app_context(), system_context():
+        number = db.session.get(Ticket, ids[0]).number
+        db.session.execute(
+            text(
+                "UPDATE sla_clock SET state = 'breached', breached_at = now()"
+                " WHERE ticket_id = :t AND clock = 'on_site'"
+            ),
+            {"t": ids[0]},
+        )
+        db.session.commit()
+    page = as_user(app, "manager@demo.test").get("/tickets/board").get_data(as_text=True)
+    card = page.split(f'id="card-{ids[0]}"', 1)[1].split("</li>", 1)[0]
+    assert f"DEMO-{number}" in card
+    # Breached comes first, whatever is due sooner.
+    assert 'data-clock="on_site"' in card and "sla-breached" in card and "late" in card

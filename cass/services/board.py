@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, true
 
 from cass.extensions import db
 from cass.models import Charger, Ticket, User, Vendor
+from cass.services import sla
 from cass.services.tickets import visible
 
 BOARD_STATUSES = ("new", "assigned", "in_progress", "on_hold", "reopened", "resolved")
@@ -21,6 +23,7 @@ class Card:
     ticket: Ticket
     charger: str | None
     assignee: str | None
+    sla: sla.Badge | None = None
 
 
 @dataclass
@@ -44,9 +47,11 @@ def board(actor: User, limit: int = CARDS_PER_COLUMN) -> list[Column]:
             func.count().over(partition_by=base.c.status).label("total"),
         )
     ).subquery()
+    urgent = sla.urgent_clock()
     rows = db.session.execute(
-        select(Ticket, ranked.c.total, Charger.ocpp_id, User.name, Vendor.name)
+        select(Ticket, ranked.c.total, Charger.ocpp_id, User.name, Vendor.name, urgent)
         .join(ranked, ranked.c.id == Ticket.id)
+        .outerjoin(urgent, true())
         .outerjoin(Charger, Charger.id == Ticket.charger_id)
         .outerjoin(User, User.id == Ticket.assignee_user_id)
         .outerjoin(Vendor, Vendor.id == Ticket.assignee_vendor_id)
@@ -54,8 +59,10 @@ def board(actor: User, limit: int = CARDS_PER_COLUMN) -> list[Column]:
         .order_by(ranked.c.rank)
     )
     columns = {status: Column(status) for status in BOARD_STATUSES}
-    for ticket, total, charger, user_name, vendor_name in rows:
+    now = datetime.now(UTC)
+    for row in rows:
+        ticket, total, charger, user_name, vendor_name = row[:5]
         column = columns[ticket.status]
         column.total = total
-        column.cards.append(Card(ticket, charger, user_name or vendor_name))
+        column.cards.append(Card(ticket, charger, user_name or vendor_name, sla.badge_of(row, now)))
     return list(columns.values())

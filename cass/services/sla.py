@@ -753,6 +753,47 @@ class Badge:
     left: timedelta | None
 
 
+def urgent_clock() -> Any:
+    """Return a LATERAL select of a ticket's most urgent live clock (join it on true()):
+    breached first, then the soonest due; paused clocks count, stopped ones do not."""
+    from sqlalchemy import case
+
+    return (
+        select(
+            SlaClock.clock.label("sla_clock"),
+            SlaClock.state.label("sla_state"),
+            SlaClock.due_at.label("sla_due_at"),
+            SlaClock.calendar_id.label("sla_calendar_id"),
+            SlaClock.paused_since.label("sla_paused_since"),
+        )
+        .where(SlaClock.ticket_id == Ticket.id, SlaClock.stopped_at.is_(None))
+        .order_by(case((SlaClock.state == "breached", 0), else_=1), SlaClock.due_at)
+        .limit(1)
+        .lateral("urgent_sla")
+    )
+
+
+def badge_of(row: Any, now: datetime | None = None) -> Badge | None:
+    """Return the badge of a row carrying urgent_clock()'s columns, or None without a clock."""
+    from cass.models import CLOCKS
+
+    if row.sla_clock is None:
+        return None
+    clock = ClockRow(
+        None,
+        0,
+        0,
+        row.sla_clock,
+        calendar_id=row.sla_calendar_id,
+        due_at=row.sla_due_at,
+        state=row.sla_state,
+        paused_since=row.sla_paused_since,
+    )
+    return Badge(
+        row.sla_clock, CLOCKS[row.sla_clock], row.sla_state, row.sla_due_at, remaining(clock, now)
+    )
+
+
 def badges(ticket: Ticket, now: datetime | None = None) -> list[Badge]:
     """Return the ticket's clocks as badges, in display order (one statement)."""
     from cass.models import CLOCKS
