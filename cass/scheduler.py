@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 from sqlalchemy import text
@@ -105,15 +106,12 @@ def _jobs(app: Flask) -> dict[str, tuple[Callable[[], Any], dict[str, Any]]]:
     }
 
 
-def run_scheduler() -> None:
-    """Run the jobs until SIGTERM or SIGINT."""
-    from cass import create_app
-    from cass.workflow_worker import WorkflowWorker
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s scheduler %(message)s")
-    app = create_app()
-    scheduler = BlockingScheduler(timezone="UTC")
-    jobs = _jobs(app)
+def add_jobs(
+    scheduler: BaseScheduler,
+    app: Flask,
+    jobs: dict[str, tuple[Callable[[], Any], dict[str, Any]]],
+) -> dict[str, tuple[Callable[[], Any], dict[str, Any]]]:
+    """Schedule each job under its advisory lock; return the jobs."""
     for name, (job, trigger) in jobs.items():
         scheduler.add_job(
             run_locked,
@@ -126,6 +124,18 @@ def run_scheduler() -> None:
             max_instances=1,
             **trigger,
         )
+    return jobs
+
+
+def run_scheduler() -> None:
+    """Run the jobs until SIGTERM or SIGINT."""
+    from cass import create_app
+    from cass.workflow_worker import WorkflowWorker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s scheduler %(message)s")
+    app = create_app()
+    scheduler = BlockingScheduler(timezone="UTC")
+    jobs = add_jobs(scheduler, app, _jobs(app))
 
     # Charger and CSMS events reach the workflow rules through this thread, as they arrive.
     worker = WorkflowWorker(app)

@@ -45,3 +45,35 @@ def test_prune_login_attempts_keeps_recent_ones(app):
         db.session.commit()
         assert prune_login_attempts(timedelta(days=7)) == 1
         assert db.session.scalar(select(func.count()).select_from(LoginAttempt)) == 1
+
+
+def test_missed_runs_are_coalesced_into_one_late_run(app):
+    """A scheduler that was busy (here: paused) for several intervals runs the job once."""
+    import time
+
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from cass.scheduler import add_jobs
+
+    calls: list[float] = []
+    scheduler = BackgroundScheduler(timezone="UTC")
+    add_jobs(
+        scheduler,
+        app,
+        {"tick": (lambda: calls.append(time.monotonic()), {"trigger": "interval", "seconds": 2})},
+    )
+    scheduler.start(paused=True)
+    try:
+        time.sleep(4.5)  # two runs missed
+        scheduler.resume()
+        time.sleep(0.7)  # the next regular run is over a second away
+        assert len(calls) == 1
+    finally:
+        scheduler.shutdown()
+    with app.app_context(), system_context():
+        from cass.models import JobRun
+
+        assert (
+            db.session.scalar(select(func.count()).select_from(JobRun).where(JobRun.job == "tick"))
+            == 1
+        )
