@@ -8,6 +8,7 @@ grows with the clocks that change, not with the open tickets. Runs as the owning
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,7 +17,14 @@ from typing import Any
 from sqlalchemy import select, text
 
 from cass.extensions import db
-from cass.models import SlaClock, SlaTarget, Ticket, User
+from cass.models import (
+    BusinessCalendar,
+    SlaClock,
+    SlaTarget,
+    Ticket,
+    User,
+    WorkflowRule,
+)
 from cass.tenancy import tenant_context
 
 log = logging.getLogger("cass.sla")
@@ -44,13 +52,20 @@ WITH breached AS (
     SELECT tenant_id, ticket_id, clock, news, :now, jsonb_build_object('due_at', due_at)
     FROM changed
 ), recipients AS (
-    SELECT c.*, u.id AS user_id, tn.key_prefix || '-' || t.number AS ticket_key, t.title
+    -- Each changed clock's ticket and people looked up by key (OFFSET 0 keeps the lookups
+    -- apart: the planner, guessing far more changed clocks than a sweep meets, would rather
+    -- hash every ticket and every user of the tenants).
+    SELECT c.*, u.user_id, tn.key_prefix || '-' || t.number AS ticket_key, t.title
     FROM changed c
-    JOIN ticket t ON t.id = c.ticket_id
+    JOIN LATERAL (SELECT * FROM ticket t WHERE t.id = c.ticket_id OFFSET 0) t ON true
     JOIN tenant tn ON tn.id = t.tenant_id
-    JOIN app_user u ON u.tenant_id = t.tenant_id AND u.is_active
-         AND (u.id = t.assignee_user_id
-              OR (t.assignee_vendor_id IS NOT NULL AND u.vendor_id = t.assignee_vendor_id))
+    JOIN LATERAL (
+        SELECT u.id AS user_id FROM app_user u
+        WHERE u.id = t.assignee_user_id AND u.tenant_id = t.tenant_id AND u.is_active
+        UNION
+        SELECT u.id FROM app_user u
+        WHERE u.vendor_id = t.assignee_vendor_id AND u.tenant_id = t.tenant_id AND u.is_active
+    ) u ON true
 ), queued AS (
     INSERT INTO notification (tenant_id, user_id, channel, kind, subject, body, ticket_id,
                               urgent, dedup_key)
@@ -93,8 +108,7 @@ def sweep(now: datetime | None = None, run_rules: bool = True) -> SweepResult:
     result.breaches = sum(1 for r in rows if r.news == "breached")
     result.warnings = len(rows) - result.breaches
     result.notifications = rows[0].notified if rows else 0
-    for tenant_id, ticket_id in {(r.tenant_id, r.ticket_id) for r in rows}:
-        live_notify(tenant_id, ticket_id)
+    live_notify_all({(r.tenant_id, r.ticket_id) for r in rows})
     db.session.commit()
     result.escalations = escalate(now)
     if run_rules:
@@ -110,47 +124,171 @@ def live_notify(tenant_id: int, ticket_id: int) -> None:
     live.notify(db.session, tenant_id, f"ticket-{ticket_id}", ticket_id)
 
 
-def _due_escalations(now: datetime, limit: int) -> list[tuple[int, int]]:
-    return [
-        (r.id, r.tenant_id)
-        for r in db.session.execute(
-            select(SlaClock.id, SlaClock.tenant_id)
-            .where(
-                SlaClock.next_escalation_at <= now,
-                SlaClock.state.in_(("running", "warning", "breached")),
-            )
-            .order_by(SlaClock.next_escalation_at)
-            .limit(limit)
+# What live_notify sends, for any number of tickets in one round trip: per ticket a list event
+# and the ticket's own, each payload the compact JSON cass.live writes for an integer id and
+# no extras ({"t":1,"kind":"ticket","id":42}).
+_NOTIFY_ALL_SQL = text("""
+SELECT count(pg_notify(:channel, '{"t":' || x.tenant_id || ',"kind":"' || k.kind || '","id":'
+                                 || x.ticket_id || '}'))
+FROM unnest(CAST(:tenant_ids AS bigint[]), CAST(:ticket_ids AS bigint[])) AS x(tenant_id, ticket_id)
+CROSS JOIN LATERAL (VALUES ('ticket'), ('ticket-' || x.ticket_id)) AS k(kind)
+""")
+
+
+def live_notify_all(tickets: set[tuple[int, int]]) -> None:
+    """live_notify() for each (tenant, ticket), in one statement."""
+    from cass import live
+
+    if tickets:
+        ordered = sorted(tickets)
+        db.session.execute(
+            _NOTIFY_ALL_SQL,
+            {
+                "channel": live.CHANNEL,
+                "tenant_ids": [tenant_id for tenant_id, _ in ordered],
+                "ticket_ids": [ticket_id for _, ticket_id in ordered],
+            },
         )
-    ]
+
+
+def _levels(target: SlaTarget | None) -> list[dict[str, Any]]:
+    return sorted(target.escalations if target else [], key=lambda e: e["percent"])
+
+
+# The escalations that only notify, all at once: one event per clock, and for each clock's
+# level its role's active users and its user, in-app and by e-mail, once per level.
+ESCALATED_EVENTS_SQL = """
+INSERT INTO sla_event (tenant_id, ticket_id, clock, kind, at, detail)
+SELECT e.tenant_id, e.ticket_id, e.clock, 'escalated', :now, e.detail
+FROM unnest(CAST(:tenant_ids AS bigint[]), CAST(:ticket_ids AS bigint[]),
+            CAST(:clocks AS text[]), CAST(:details AS jsonb[]))
+     AS e(tenant_id, ticket_id, clock, detail)
+"""
+ESCALATED_NOTIFICATIONS_SQL = """
+INSERT INTO notification (tenant_id, user_id, channel, kind, subject, body, ticket_id,
+                          urgent, dedup_key)
+SELECT f.tenant_id, r.user_id, ch.channel, 'sla_escalation',
+       left(tn.key_prefix || '-' || t.number || ': ' || replace(f.clock, '_', ' ')
+            || ' SLA escalated (level ' || f.level || ')', 200),
+       t.title, f.ticket_id, true, 'sla:' || f.clock_id || ':escalation:' || f.level
+FROM unnest(CAST(:tenant_ids AS bigint[]), CAST(:ticket_ids AS bigint[]),
+            CAST(:clock_ids AS bigint[]), CAST(:clocks AS text[]), CAST(:levels AS int[]),
+            CAST(:roles AS text[]), CAST(:user_ids AS bigint[]))
+     AS f(tenant_id, ticket_id, clock_id, clock, level, role, user_id)
+JOIN ticket t ON t.id = f.ticket_id
+JOIN tenant tn ON tn.id = t.tenant_id
+JOIN LATERAL (
+    SELECT u.id AS user_id FROM app_user u
+    WHERE f.role IS NOT NULL AND u.tenant_id = f.tenant_id AND u.role = f.role AND u.is_active
+    UNION ALL
+    SELECT f.user_id WHERE f.user_id IS NOT NULL
+) r ON true
+CROSS JOIN (VALUES ('in_app'), ('email')) AS ch(channel)
+ON CONFLICT DO NOTHING
+"""
 
 
 def escalate(now: datetime, limit: int = 500) -> int:
-    """Fire every escalation level that is due, each once, in its tenant's context."""
+    """Fire every escalation level that is due, each once.
+
+    Levels that only notify (the defaults) fire together: the due clocks locked in one
+    statement (skipping any another scheduler holds), rescheduled, and their events and
+    notifications written in one statement each, one commit. Levels that raise the priority
+    or reassign go through the ticket services one clock at a time, in the ticket's tenant.
+    """
     from cass.services import sla
 
-    fired = 0
-    for clock_id, tenant_id in _due_escalations(now, limit):
-        with tenant_context(tenant_id):
-            clock = db.session.scalar(
-                select(SlaClock).where(SlaClock.id == clock_id).with_for_update(skip_locked=True)
+    clocks = db.session.scalars(
+        select(SlaClock)
+        .where(
+            SlaClock.next_escalation_at <= now,
+            SlaClock.state.in_(("running", "warning", "breached")),
+        )
+        .order_by(SlaClock.next_escalation_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    if not clocks:
+        db.session.rollback()
+        return 0
+    targets = {
+        t.id: t
+        for t in db.session.scalars(
+            select(SlaTarget).where(SlaTarget.id.in_({c.target_id for c in clocks if c.target_id}))
+        )
+    }
+    versions: dict[int, int] = dict(
+        db.session.execute(
+            select(BusinessCalendar.id, BusinessCalendar.version).where(
+                BusinessCalendar.id.in_({c.calendar_id for c in clocks if c.calendar_id})
             )
-            if clock is None or clock.next_escalation_at is None or clock.next_escalation_at > now:
-                continue  # taken by another scheduler, or moved meanwhile
-            target = db.session.get(SlaTarget, clock.target_id) if clock.target_id else None
-            levels = sorted(target.escalations if target else [], key=lambda e: e["percent"])
-            level = levels[clock.escalation_level] if clock.escalation_level < len(levels) else {}
-            ticket = db.session.get(Ticket, clock.ticket_id)
-            clock.escalation_level += 1
-            sla.reschedule(clock, now)
-            db.session.add(
-                sla.event_row(clock, "escalated", now, level=clock.escalation_level, **level)
-            )
-            if ticket is not None:
-                _act(ticket, clock, level, now)
-            db.session.commit()
-            fired += 1
-    return fired
+        ).all()
+    )
+    acting: list[tuple[int, int]] = []
+    fired: list[tuple[SlaClock, dict[str, Any]]] = []
+    for clock in clocks:
+        target = targets.get(clock.target_id) if clock.target_id else None
+        levels = _levels(target)
+        level = levels[clock.escalation_level] if clock.escalation_level < len(levels) else {}
+        if level.get("raise_priority") or level.get("reassign_user_id"):
+            acting.append((clock.id, clock.tenant_id))
+            continue
+        # Handed its target and calendar version, rescheduling the clock needs no query.
+        sla._remember(clock, target, versions.get(clock.calendar_id))
+        clock.escalation_level += 1
+        sla.reschedule(clock, now)
+        fired.append((clock, level))
+    if fired:
+        db.session.flush()  # the clocks
+        columns = {
+            "tenant_ids": [c.tenant_id for c, _ in fired],
+            "ticket_ids": [c.ticket_id for c, _ in fired],
+            "clocks": [c.clock for c, _ in fired],
+        }
+        details = [
+            json.dumps({"level": c.escalation_level, **level}, default=str) for c, level in fired
+        ]
+        db.session.execute(text(ESCALATED_EVENTS_SQL), {**columns, "details": details, "now": now})
+        db.session.execute(
+            text(ESCALATED_NOTIFICATIONS_SQL),
+            {
+                **columns,
+                "clock_ids": [c.id for c, _ in fired],
+                "levels": [c.escalation_level for c, _ in fired],
+                "roles": [level.get("notify_role") for _, level in fired],
+                "user_ids": [
+                    int(level["notify_user_id"]) if level.get("notify_user_id") else None
+                    for _, level in fired
+                ],
+            },
+        )
+    db.session.commit()
+    return len(fired) + sum(_escalate_one(i, t, now) for i, t in acting)
+
+
+def _escalate_one(clock_id: int, tenant_id: int, now: datetime) -> int:
+    """Fire one clock's due level that acts on the ticket, in its tenant's context."""
+    from cass.services import sla
+
+    with tenant_context(tenant_id):
+        clock = db.session.scalar(
+            select(SlaClock).where(SlaClock.id == clock_id).with_for_update(skip_locked=True)
+        )
+        if clock is None or clock.next_escalation_at is None or clock.next_escalation_at > now:
+            return 0  # taken by another scheduler, or moved meanwhile
+        target = db.session.get(SlaTarget, clock.target_id) if clock.target_id else None
+        levels = _levels(target)
+        level = levels[clock.escalation_level] if clock.escalation_level < len(levels) else {}
+        ticket = db.session.get(Ticket, clock.ticket_id)
+        clock.escalation_level += 1
+        sla.reschedule(clock, now)
+        db.session.add(
+            sla.event_row(clock, "escalated", now, level=clock.escalation_level, **level)
+        )
+        if ticket is not None:
+            _act(ticket, clock, level, now)
+        db.session.commit()
+        return 1
 
 
 def _act(ticket: Ticket, clock: SlaClock, level: dict[str, Any], now: datetime) -> None:
@@ -198,7 +336,26 @@ def _run_rules(changed: list[tuple[int, int, str, str]]) -> None:
     """Feed warnings and breaches to the tenants' workflow rules (sla_warning, sla_breach)."""
     from cass.services import workflow
 
+    if not changed:
+        return
+    # Only where a tenant has an enabled rule for the event (one query for all): elsewhere
+    # workflow.ticket_event would look and find nothing, a few round trips per clock.
+    listening = {
+        (r.tenant_id, r.event)
+        for r in db.session.execute(
+            select(WorkflowRule.tenant_id, WorkflowRule.event)
+            .where(
+                WorkflowRule.enabled,
+                WorkflowRule.event.in_(("sla_breach", "sla_warning")),
+                WorkflowRule.tenant_id.in_({tenant_id for tenant_id, *_ in changed}),
+            )
+            .distinct()
+        )
+    }
+    db.session.rollback()
     for tenant_id, ticket_id, _clock, news in changed:
+        if (tenant_id, "sla_breach" if news == "breached" else "sla_warning") not in listening:
+            continue
         with tenant_context(tenant_id):
             ticket = db.session.get(Ticket, ticket_id)
             if ticket is not None:
