@@ -10,12 +10,14 @@ time from the start, the new target and that credit, so no paused time is ever l
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import wraps
 from typing import Any, TypeVar
 
+from psycopg.rows import namedtuple_row
 from sqlalchemy import select, text
 
 from cass.business_time import TWENTY_FOUR_SEVEN, Calendar
@@ -153,6 +155,21 @@ def _specificity() -> Any:
     )
 
 
+def _driver_sql(statement: str) -> str:
+    """Turn :name parameters into psycopg's %(name)s (a `::type` cast stays as it is)."""
+    return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", statement)
+
+
+def _run(statement: str, params: dict[str, Any]) -> list[Any]:
+    """Run a statement on the session's connection, in its transaction and tenant binding,
+    straight through psycopg: these few statements run on every ticket change, and
+    SQLAlchemy's handling of a statement costs more than the statement itself."""
+    connection = db.session.connection().connection.driver_connection
+    with connection.cursor(row_factory=namedtuple_row) as cursor:
+        cursor.execute(statement, params)
+        return cursor.fetchall() if cursor.description else []
+
+
 @dataclass
 class Terms:
     """One clock of a policy as the clocks need it (the fields of sla_target they read)."""
@@ -167,7 +184,7 @@ class Terms:
 
 
 # Parameters are cast: psycopg sends them untyped, and a NULL one needs a type.
-_PLAN_SQL = text("""
+_PLAN_SQL = _driver_sql("""
 WITH policy AS (
     SELECT p.id FROM sla_policy p
     WHERE p.tenant_id = CAST(:tenant AS bigint) AND p.active
@@ -197,7 +214,7 @@ LEFT JOIN fallback f ON true
 
 def _plan(ticket: Ticket) -> _Plan:
     """Read the matching policy's targets and the calendars they use, in one statement."""
-    rows = db.session.execute(
+    rows = _run(
         _PLAN_SQL,
         {
             "tenant": ticket.tenant_id,
@@ -206,7 +223,7 @@ def _plan(ticket: Ticket) -> _Plan:
             "category": ticket.category,
             "charger": ticket.charger_id,
         },
-    ).all()
+    )
     versions: dict[int, int] = {}
     targets: dict[str, Terms] = {}
     default_id = None
@@ -286,8 +303,10 @@ FROM sla_clock c
 LEFT JOIN sla_target t ON t.id = c.target_id
 LEFT JOIN business_calendar b ON b.id = c.calendar_id
 """  # noqa: S608 (fixed column names)
-_TICKET_CLOCKS = text(_CLOCKS_SQL + " WHERE c.ticket_id = CAST(:ticket AS bigint)")
-_ONE_CLOCK = text(_CLOCKS_SQL + " WHERE c.id = CAST(:clock AS bigint) FOR UPDATE OF c SKIP LOCKED")
+_TICKET_CLOCKS = _driver_sql(_CLOCKS_SQL + " WHERE c.ticket_id = CAST(:ticket AS bigint)")
+_ONE_CLOCK = _driver_sql(
+    _CLOCKS_SQL + " WHERE c.id = CAST(:clock AS bigint) FOR UPDATE OF c SKIP LOCKED"
+)
 
 
 def _rows(result: Any) -> list[ClockRow]:
@@ -303,13 +322,13 @@ def _rows(result: Any) -> list[ClockRow]:
 
 def _clocks(ticket: Ticket) -> dict[str, ClockRow]:
     """Read the ticket's clocks with their targets and calendar versions, in one statement."""
-    rows = _rows(db.session.execute(_TICKET_CLOCKS, {"ticket": ticket.id}))
+    rows = _rows(_run(_TICKET_CLOCKS, {"ticket": ticket.id}))
     return {clock.clock: clock for clock in rows}
 
 
 def lock_clock(clock_id: int) -> ClockRow | None:
     """Read one clock for update, or None if it is gone or another transaction holds it."""
-    rows = _rows(db.session.execute(_ONE_CLOCK, {"clock": clock_id}))
+    rows = _rows(_run(_ONE_CLOCK, {"clock": clock_id}))
     return rows[0] if rows else None
 
 
@@ -338,7 +357,7 @@ _STORED = ", ".join(
 )
 _WRITTEN = CLOCK_COLUMNS[1:]
 # One statement writes every changed clock (updates and inserts) and all their events.
-_PERSIST_SQL = text(f"""
+_PERSIST_SQL = _driver_sql(f"""
 WITH v AS (
     SELECT * FROM jsonb_to_recordset(CAST(:clocks AS jsonb)) AS v({_STORED})
 ), updated AS (
@@ -357,8 +376,8 @@ WITH v AS (
               detail jsonb)
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM updated), (SELECT count(*) FROM inserted),
-       (SELECT count(*) FROM events)
+SELECT (SELECT count(*) FROM updated) AS updated, (SELECT count(*) FROM inserted) AS inserted,
+       (SELECT count(*) FROM events) AS events
 """)  # noqa: S608 (fixed column names)
 
 
@@ -368,7 +387,7 @@ def _persist(clocks: Iterable[ClockRow], now: datetime) -> None:
     if not changed:
         return
     events = [event for clock in changed for event in clock.pending_events]
-    db.session.execute(
+    _run(
         _PERSIST_SQL,
         {
             "clocks": _json([dict(zip(CLOCK_COLUMNS, c.values(), strict=True)) for c in changed]),
