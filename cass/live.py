@@ -16,6 +16,7 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -86,6 +87,18 @@ def notify(
         connection_or_session.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
     else:  # a SQLAlchemy Session or Connection
         connection_or_session.execute(_NOTIFY_SQL, {"channel": CHANNEL, "payload": payload})
+
+
+_NOTIFY_MANY_SQL = text(
+    "SELECT count(pg_notify(:channel, p)) FROM unnest(CAST(:payloads AS text[])) p"
+)
+
+
+def notify_many(session: Any, events: Iterable[tuple[int, str, str | int]]) -> None:
+    """Queue many live events (tenant, kind, id) in the caller's transaction, in one statement."""
+    payloads = [build_payload(tenant_id, kind, ident, {}) for tenant_id, kind, ident in events]
+    if payloads:
+        session.execute(_NOTIFY_MANY_SQL, {"channel": CHANNEL, "payloads": payloads})
 
 
 class Subscription:

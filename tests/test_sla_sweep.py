@@ -327,3 +327,28 @@ def test_a_running_scheduler_finds_a_breach_within_seconds(database_url, demo, t
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+def test_the_sweep_tells_live_pages_and_rings_the_bells(app, demo, database_url):
+    import json
+
+    import psycopg
+
+    from cass import live
+
+    with app.app_context():
+        with tenant_context(demo["demo"]):
+            ticket_id = assigned_ticket().id
+            engineer = user("engineer@demo.test").id
+        with system_context():
+            shift(ticket_id, "resolution", warn_at=20, due_at=1)
+            with psycopg.connect(database_url, autocommit=True) as listener:
+                listener.execute(f"LISTEN {live.CHANNEL}")
+                sweep(run_rules=False)
+                heard = []
+                for note in listener.notifies(timeout=2, stop_after=50):
+                    heard.append(json.loads(note.payload))
+    tenant = demo["demo"]
+    assert {"t": tenant, "kind": "ticket", "id": ticket_id} in heard
+    assert {"t": tenant, "kind": f"ticket-{ticket_id}", "id": ticket_id} in heard
+    assert {"t": tenant, "kind": f"bell-{engineer}", "id": engineer} in heard

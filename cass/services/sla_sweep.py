@@ -78,9 +78,11 @@ WITH breached AS (
            'sla:' || r.id || ':' || r.news || ':' || extract(epoch FROM r.due_at)::bigint
     FROM recipients r CROSS JOIN (VALUES ('in_app'), ('email')) AS ch(channel)
     ON CONFLICT DO NOTHING
-    RETURNING 1
+    RETURNING tenant_id, user_id, channel
 )
-SELECT tenant_id, ticket_id, clock, news, (SELECT count(*) FROM queued) AS notified
+SELECT tenant_id, ticket_id, clock, news, (SELECT count(*) FROM queued) AS notified,
+       (SELECT array_agg(DISTINCT ARRAY[q.tenant_id, q.user_id]) FROM queued q
+        WHERE q.channel = 'in_app') AS bells
 FROM changed
 """
 
@@ -109,6 +111,7 @@ def sweep(now: datetime | None = None, run_rules: bool = True) -> SweepResult:
     result.warnings = len(rows) - result.breaches
     result.notifications = rows[0].notified if rows else 0
     live_notify_all({(r.tenant_id, r.ticket_id) for r in rows})
+    ring_bells(rows[0].bells if rows else None)
     db.session.commit()
     result.escalations = escalate(now)
     if run_rules:
@@ -124,31 +127,26 @@ def live_notify(tenant_id: int, ticket_id: int) -> None:
     live.notify(db.session, tenant_id, f"ticket-{ticket_id}", ticket_id)
 
 
-# What live_notify sends, for any number of tickets in one round trip: per ticket a list event
-# and the ticket's own, each payload the compact JSON cass.live writes for an integer id and
-# no extras ({"t":1,"kind":"ticket","id":42}).
-_NOTIFY_ALL_SQL = text("""
-SELECT count(pg_notify(:channel, '{"t":' || x.tenant_id || ',"kind":"' || k.kind || '","id":'
-                                 || x.ticket_id || '}'))
-FROM unnest(CAST(:tenant_ids AS bigint[]), CAST(:ticket_ids AS bigint[])) AS x(tenant_id, ticket_id)
-CROSS JOIN LATERAL (VALUES ('ticket'), ('ticket-' || x.ticket_id)) AS k(kind)
-""")
-
-
 def live_notify_all(tickets: set[tuple[int, int]]) -> None:
     """live_notify() for each (tenant, ticket), in one statement."""
     from cass import live
 
-    if tickets:
-        ordered = sorted(tickets)
-        db.session.execute(
-            _NOTIFY_ALL_SQL,
-            {
-                "channel": live.CHANNEL,
-                "tenant_ids": [tenant_id for tenant_id, _ in ordered],
-                "ticket_ids": [ticket_id for _, ticket_id in ordered],
-            },
-        )
+    live.notify_many(
+        db.session,
+        (
+            (tenant_id, kind, ticket_id)
+            for tenant_id, ticket_id in sorted(tickets)
+            for kind in ("ticket", f"ticket-{ticket_id}")
+        ),
+    )
+
+
+def ring_bells(pairs: Any) -> None:
+    """Tell each (tenant, user) whose in-app news was queued to refresh their bell."""
+    from cass import live
+
+    if pairs:
+        live.notify_many(db.session, ((t, f"bell-{u}", u) for t, u in sorted(map(tuple, pairs))))
 
 
 def _levels(target: SlaTarget | None) -> list[dict[str, Any]]:
@@ -185,6 +183,7 @@ JOIN LATERAL (
 ) r ON true
 CROSS JOIN (VALUES ('in_app'), ('email')) AS ch(channel)
 ON CONFLICT DO NOTHING
+RETURNING tenant_id, user_id, channel
 """
 
 
@@ -249,7 +248,7 @@ def escalate(now: datetime, limit: int = 500) -> int:
             json.dumps({"level": c.escalation_level, **level}, default=str) for c, level in fired
         ]
         db.session.execute(text(ESCALATED_EVENTS_SQL), {**columns, "details": details, "now": now})
-        db.session.execute(
+        queued = db.session.execute(
             text(ESCALATED_NOTIFICATIONS_SQL),
             {
                 **columns,
@@ -262,6 +261,7 @@ def escalate(now: datetime, limit: int = 500) -> int:
                 ],
             },
         )
+        ring_bells({(r.tenant_id, r.user_id) for r in queued if r.channel == "in_app"})
     db.session.commit()
     return len(fired) + sum(_escalate_one(i, t, now) for i, t in acting)
 
