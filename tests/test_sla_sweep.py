@@ -352,3 +352,76 @@ def test_the_sweep_tells_live_pages_and_rings_the_bells(app, demo, database_url)
     assert {"t": tenant, "kind": "ticket", "id": ticket_id} in heard
     assert {"t": tenant, "kind": f"ticket-{ticket_id}", "id": ticket_id} in heard
     assert {"t": tenant, "kind": f"bell-{engineer}", "id": engineer} in heard
+
+
+def test_escalation_levels_notify_reassign_and_raise_priority_in_turn(app, demo):
+    from cass.models import SlaTarget
+
+    with app.app_context():
+        with tenant_context(demo["demo"]):
+            ticket_id = assigned_ticket("P3").id
+            engineer = user("engineer@demo.test").id
+            manager = user("manager@demo.test").id
+        with system_context():
+            clock = db.session.scalar(
+                select(SlaClock).where(
+                    SlaClock.ticket_id == ticket_id, SlaClock.clock == "resolution"
+                )
+            )
+            target = db.session.get(SlaTarget, clock.target_id)
+            target.escalations = [
+                {"percent": 100, "notify_role": "as_manager"},
+                {"percent": 101, "reassign_user_id": manager},
+                {"percent": 102, "notify_user_id": engineer},
+                {"percent": 103, "raise_priority": True},
+            ]
+            db.session.commit()
+            shift(ticket_id, "resolution", warn_at=20, due_at=2, next_escalation_at=2)
+            for level in range(1, 5):
+                assert sweep(run_rules=False).escalations == 1, level
+                db.session.rollback()
+                if level == 2:
+                    assert db.session.get(Ticket, ticket_id).assignee_user_id == manager
+                if level < 4:  # as if time reached the next level
+                    shift(ticket_id, "resolution", next_escalation_at=1)
+            assert db.session.get(Ticket, ticket_id).priority == "P2"
+            keys = {
+                (n.user_id, n.dedup_key.rsplit(":", 1)[1])
+                for n in db.session.scalars(
+                    select(Notification).where(Notification.kind == "sla_escalation")
+                )
+            }
+            assert {(manager, "1"), (engineer, "3")} <= keys
+            levels = db.session.scalars(
+                select(SlaEvent.detail)
+                .where(SlaEvent.ticket_id == ticket_id, SlaEvent.kind == "escalated")
+                .order_by(SlaEvent.id)
+            ).all()
+            assert [d["level"] for d in levels] == [1, 2, 3, 4]
+            assert sweep(run_rules=False).escalations == 0
+
+
+def test_a_tenants_rule_on_sla_breach_runs(app, demo):
+    from cass.models import RuleRun, WorkflowRule
+
+    with app.app_context():
+        with tenant_context(demo["demo"]):
+            ticket_id = assigned_ticket("P3").id
+        with system_context():
+            db.session.add(
+                WorkflowRule(
+                    tenant_id=demo["demo"],
+                    position=99,
+                    name="A breach raises the priority",
+                    event="sla_breach",
+                    conditions={},
+                    actions=[{"do": "set_priority", "priority": "P1"}],
+                )
+            )
+            db.session.commit()
+            shift(ticket_id, "resolution", warn_at=20, due_at=2)
+            assert sweep(run_rules=True).breaches >= 1
+            assert db.session.get(Ticket, ticket_id).priority == "P1"
+            assert db.session.scalar(
+                select(RuleRun.id).where(RuleRun.event == "sla_breach", RuleRun.matched)
+            )
