@@ -86,7 +86,11 @@ def _bind(connection: Any) -> None:
         result = raw.pgconn.exec_(command)
     if result.status != pq.ExecStatus.TUPLES_OK:
         message = (result.error_message or b"").decode(errors="replace").strip()
-        raise psycopg.DatabaseError(f"could not begin the tenant's transaction: {message}")
+        if raw.pgconn.status == pq.ConnStatus.BAD:
+            # The server ended the connection (as SQLAlchemy does on a disconnect): nothing
+            # more is sent on it, and the pool replaces it.
+            connection.invalidate()
+        raise psycopg.OperationalError(f"could not begin the tenant's transaction: {message}")
     if also is not None:
         transformer = Transformer(raw)
         transformer.set_pgresult(result)
