@@ -3,13 +3,16 @@
 The web inserts a row and NOTIFYs `cass_bridge` with `cmd:<charger id>`. Every bridge instance
 hears it; the one holding that charger's socket wakes the charger's command loop, which claims
 the oldest pending command, sends it, waits for the answer (one CALL in flight per charger, as
-OCPP requires) and stores the outcome. Claims are committed in the store's command lane, whose
-group commits never wait behind the chargers' message batches: under a full load of messages a
-command still goes out a commit after the web's NOTIFY. Outcomes go with the message batches:
-storing one sends a live notification, and Postgres lets one notifying transaction commit at
-a time, so in the command lane they would hold claims up behind the batches' commits. Commands
-for offline chargers stay pending until the charger reconnects or they expire. A periodic poll
-covers notifications missed while the listening connection was away.
+OCPP requires) and stores the outcome. Claims run in the store's command lane, never behind the
+chargers' message batches: a claim is one autocommit statement on the lane's own connection,
+run at once by the charger's command loop (one round trip, no hand-over to a writer task), so
+under a full load of messages a command goes out one round trip after the web's NOTIFY arrives
+(claims queued up together, as after a reconnect storm, share group commits). Outcomes go with
+the message batches: storing one sends a live notification, and Postgres lets one notifying
+transaction commit at a time, so in the command lane they would hold claims up behind the
+batches' commits. Commands for offline chargers stay pending until the charger reconnects or
+they expire. A periodic poll covers notifications missed while the listening connection was
+away.
 """
 
 from __future__ import annotations

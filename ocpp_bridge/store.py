@@ -7,12 +7,15 @@ job's caller get its result, so the bridge answers a charger only once the effec
 at the cost of one commit per batch instead of one per message. A failing job never takes its
 batch-mates down: the batch is retried job by job.
 
-Work that must not wait behind the chargers' messages has its own lane: claiming a command for
-a charger runs in group commits of their own on a writer of their own (`run_command`), so a
-command queued by the web goes out while message batches are in flight (nothing in that lane
-may NOTIFY: Postgres commits notifying transactions one at a time, and the message batches
-notify);
-periodic bookkeeping (the presence touch) runs in transactions of its own (`run_alone`).
+Work that must not wait behind the chargers' messages has its own lane (`run_command`): claiming
+a command for a charger runs on a writer of its own, so a command queued by the web goes out
+while message batches are in flight. A claim made while the lane is idle runs at once, in the
+caller's task, in autocommit on the lane's own connection: one round trip, with no BEGIN and
+COMMIT of its own and no hand-over to the writer; claims that queue up meanwhile (a reconnect
+storm) go in group commits. Every job in that lane must therefore be a single
+statement, and none may NOTIFY (Postgres commits notifying transactions one at a time, and the
+message batches notify). Periodic bookkeeping (the presence touch) runs in transactions of its
+own (`run_alone`).
 """
 
 from __future__ import annotations
@@ -72,12 +75,19 @@ class Rows:
 class _Lane:
     """A queue of jobs and the writers that empty it in group commits."""
 
-    __slots__ = ("jobs", "log_rows", "name", "wake", "writers")
+    __slots__ = ("autocommit", "conn", "jobs", "lock", "log_rows", "name", "wake", "writers")
 
-    def __init__(self, name: str, writers: int, *, log_rows: bool) -> None:
+    def __init__(
+        self, name: str, writers: int, *, log_rows: bool, autocommit: bool = False
+    ) -> None:
         self.name = name
         self.writers = writers
         self.log_rows = log_rows  # whether its batches also write the queued message-log rows
+        # An autocommit lane runs its jobs (single statements each) on a connection of its own,
+        # outside the pool, without a transaction around them.
+        self.autocommit = autocommit
+        self.conn: psycopg.AsyncConnection | None = None
+        self.lock = asyncio.Lock()  # one job at a time on that connection
         self.jobs: list[tuple[Job, asyncio.Future[Any]]] = []
         self.wake = asyncio.Event()
 
@@ -110,7 +120,9 @@ class Store:
         self.max_batch = max_batch
         self._log_rows: list[LogRow] = []
         self._messages = _Lane("writer", writers, log_rows=True)
-        self._commands = _Lane("commands", 1, log_rows=False)
+        self._commands = _Lane("commands", 1, log_rows=False, autocommit=True)
+        self.url = url
+        self.timeout = timeout
         self._tasks: list[asyncio.Task[None]] = []
         self.commits = 0
         self.retention_days = 30
@@ -139,6 +151,11 @@ class Store:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for lane in lanes:
+            if lane.conn is not None:
+                with contextlib.suppress(Exception):
+                    await lane.conn.close()
+                lane.conn = None
         await self.pool.close()
 
     async def run(self, job: Job) -> Any:
@@ -146,9 +163,15 @@ class Store:
         return await self._queue(self._messages, job)
 
     async def run_command(self, job: Job) -> Any:
-        """Like run(), in the commands' own group commits: never behind charger messages.
-        For claims and reads only: a job that NOTIFYs would wait for the batches' commits."""
-        return await self._queue(self._commands, job)
+        """Like run(), in the commands' own lane: never behind charger messages. For claims and
+        reads only, one statement each: a job that NOTIFYs would wait for the batches' commits.
+        While the lane is idle the job runs at once in the caller's task (autocommit, one round
+        trip, no hand-over to the writer); otherwise it queues for the lane's next group commit.
+        """
+        lane = self._commands
+        if not lane.jobs and not lane.lock.locked():
+            return await self._run_on_lane_connection(lane, job)
+        return await self._queue(lane, job)
 
     async def run_alone(self, job: Job) -> Any:
         """Run `job` in a transaction of its own, now; return its result once committed."""
@@ -191,8 +214,40 @@ class Store:
                 rows, self._log_rows = self._log_rows, []
             if lane.jobs:
                 lane.wake.set()  # more than one batch queued: let the other writer start
-            if jobs or rows:
+            if len(jobs) == 1 and lane.autocommit and not rows:
+                await self._run_autocommit(lane, jobs)
+            elif jobs or rows:
                 await self._flush(jobs, rows)
+
+    async def _run_autocommit(
+        self, lane: _Lane, jobs: list[tuple[Job, asyncio.Future[Any]]]
+    ) -> None:
+        """Run an autocommit lane's job alone, committed by itself: one round trip. (Several
+        queued together go in one group commit instead, like the message batches.)"""
+        for job, future in jobs:
+            try:
+                result = await self._run_on_lane_connection(lane, job)
+            except Exception as exc:
+                if not future.done():
+                    future.set_exception(exc)
+            else:
+                if not future.done():
+                    future.set_result(result)
+
+    async def _run_on_lane_connection(self, lane: _Lane, job: Job) -> Any:
+        async with lane.lock:
+            try:
+                if lane.conn is None or lane.conn.closed:
+                    lane.conn = await asyncio.wait_for(
+                        psycopg.AsyncConnection.connect(self.url, autocommit=True), self.timeout
+                    )
+                return await job(lane.conn)
+            except (psycopg.OperationalError, TimeoutError) as exc:
+                if lane.conn is not None:  # reconnect for the next job
+                    with contextlib.suppress(Exception):
+                        await lane.conn.close()
+                    lane.conn = None
+                raise DatabaseUnavailable(str(exc)) from exc
 
     async def _flush(self, jobs: list[tuple[Job, asyncio.Future[Any]]], rows: list[LogRow]) -> None:
         try:
