@@ -106,12 +106,20 @@ def open_with(select_sql: bytes) -> list[tuple[Any, ...]] | None:
     """
     if db.session().in_transaction() or g.get("db_system"):
         return None
-    g.opening_select = select_sql
-    try:
-        db.session.connection()  # begins: _after_begin binds, and runs the select
-        return g.pop("opening_rows", None)
-    finally:
-        g.pop("opening_select", None)
+    for attempt in (1, 2):
+        g.opening_select = select_sql
+        try:
+            db.session.connection()  # begins: _after_begin binds, and runs the select
+            return g.pop("opening_rows", None)
+        except psycopg.OperationalError:
+            # A pooled connection the server ended (a restart) that looked idle at checkout:
+            # _bind invalidated it, so once more on a new connection; a second failure is real.
+            db.session.rollback()
+            if attempt == 2:
+                raise
+        finally:
+            g.pop("opening_select", None)
+    return None
 
 
 @event.listens_for(Session, "after_begin")

@@ -37,15 +37,31 @@ def test_metrics_count_requests_and_latency_by_endpoint(client, demo):
 
 def _end_server_sessions(database_url):
     """End every other session on the test database, as a database restart does."""
+    import time
+
     import psycopg
 
     with psycopg.connect(database_url, autocommit=True) as conn:
-        ended = conn.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-            "AND backend_type = 'client backend'"
-        ).fetchone()[0]
-    return ended
+        pids = [
+            row[0]
+            for row in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+            )
+        ]
+        for pid in pids:
+            conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        # pg_terminate_backend only signals; a restart is over when the sessions are gone
+        # (and their sockets closed), so wait for that before the next request.
+        deadline = time.monotonic() + 10
+        while (
+            time.monotonic() < deadline
+            and conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,)
+            ).fetchone()[0]
+        ):
+            time.sleep(0.02)
+    return len(pids)
 
 
 def test_pooled_connections_the_server_ended_are_replaced(app, demo, database_url):
