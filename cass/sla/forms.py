@@ -18,18 +18,9 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from cass import lifecycle
+from cass.admin.forms import _optional_int as optional_int
 from cass.models import CLOCKS
 from cass.models.tickets import CATEGORIES, PRIORITIES
-
-
-def optional_id(value: Any) -> int | None:
-    """Coerce a select's value to an id, or None for the empty choice."""
-    if value in (None, "", "None"):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return -1  # never an id: the view answers 404, as for a foreign tenant's id
 
 
 class CalendarForm(FlaskForm):
@@ -47,7 +38,7 @@ class CalendarForm(FlaskForm):
     always_open = BooleanField("Open 24/7 (the hours are ignored)")
     is_default = BooleanField("The tenant's default calendar")
     site_id = SelectField(
-        "Only for site", coerce=optional_id, validate_choice=False, validators=[Optional()]
+        "Only for site", coerce=optional_int, validate_choice=False, validators=[Optional()]
     )
 
     def set_site_choices(self, sites: list[tuple[int, str]]) -> None:
@@ -77,7 +68,7 @@ class PolicyForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=120)])
     priority = SelectField("Priority", choices=list(PRIORITIES.items()))
     site_id = SelectField(
-        "Site (optional)", coerce=optional_id, validate_choice=False, validators=[Optional()]
+        "Site (optional)", coerce=optional_int, validate_choice=False, validators=[Optional()]
     )
     category = SelectField(
         "Category (optional)",
@@ -117,7 +108,9 @@ for _clock, _label in CLOCKS.items():
     setattr(
         PolicyForm,
         f"{_clock}_calendar",
-        SelectField("Calendar", coerce=optional_id, validate_choice=False, validators=[Optional()]),
+        SelectField(
+            "Calendar", coerce=optional_int, validate_choice=False, validators=[Optional()]
+        ),
     )
     setattr(
         PolicyForm,
@@ -149,6 +142,6 @@ class PreviewForm(FlaskForm):
 
     priority = SelectField("Priority", choices=list(PRIORITIES.items()), default="P2")
     site_id = SelectField(
-        "Site", coerce=optional_id, validate_choice=False, validators=[Optional()]
+        "Site", coerce=optional_int, validate_choice=False, validators=[Optional()]
     )
     category = SelectField("Category", choices=list(CATEGORIES.items()), default="hardware")

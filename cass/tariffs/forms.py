@@ -9,17 +9,8 @@ from flask_wtf import FlaskForm
 from wtforms import DateTimeLocalField, DecimalField, SelectField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
+from cass.admin.forms import _optional_int
 from cass.services.tariffs import CURRENCIES, MAX_PRICE
-
-
-def _optional_int(value: Any) -> int | None:
-    """Coerce a select's value to an id, or None for the empty choice."""
-    if value in (None, "", "None"):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return -1  # never an id: the view answers 404, as for a foreign tenant's id
 
 
 def _price(form: FlaskForm, field: DecimalField) -> None:
