@@ -11,7 +11,6 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
-    ForeignKeyConstraint,
     Index,
     Integer,
     String,
@@ -27,7 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from cass.extensions import db
 from cass.models.tenancy import TenantOwned
-from cass.models.tickets import CATEGORIES, PRIORITIES
+from cass.models.tickets import CATEGORIES, PRIORITIES, _in, _same_tenant_fk
 
 CLOCKS = {
     "first_response": "First response",
@@ -38,22 +37,6 @@ CLOCKS = {
 CLOCK_STATES = ("running", "paused", "warning", "breached", "met", "cancelled")
 # States in which a clock still counts and the sweep looks at it.
 LIVE_STATES = ("running", "warning", "breached")
-
-
-def _in(column: str, values: object) -> str:
-    return f"{column} IN (" + ",".join(f"'{v}'" for v in values) + ")"  # type: ignore[attr-defined]
-
-
-def _same_tenant_fk(
-    column: str, table: str, name: str, ondelete: str | None = None
-) -> ForeignKeyConstraint:
-    """A foreign key that also matches tenant_id, so no row points into another tenant."""
-    return ForeignKeyConstraint(
-        ["tenant_id", column],
-        [f"{table}.tenant_id", f"{table}.id"],
-        name=name,
-        ondelete=ondelete,
-    )
 
 
 class BusinessCalendar(TenantOwned, db.Model):

@@ -49,10 +49,12 @@ def _in(column: str, values: object) -> str:
     return f"{column} IN (" + ",".join(f"'{v}'" for v in values) + ")"  # type: ignore[attr-defined]
 
 
-def _same_tenant_fk(column: str, table: str, name: str) -> ForeignKeyConstraint:
+def _same_tenant_fk(
+    column: str, table: str, name: str, ondelete: str | None = None
+) -> ForeignKeyConstraint:
     """A foreign key that also matches tenant_id, so no row points into another tenant."""
     return ForeignKeyConstraint(
-        ["tenant_id", column], [f"{table}.tenant_id", f"{table}.id"], name=name
+        ["tenant_id", column], [f"{table}.tenant_id", f"{table}.id"], name=name, ondelete=ondelete
     )
 
 
