@@ -18,17 +18,15 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from psycopg.rows import namedtuple_row
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from cass.business_time import TWENTY_FOUR_SEVEN, Calendar
 from cass.extensions import db
 from cass.models import (
     BusinessCalendar,
     CalendarHoliday,
-    Charger,
     SlaClock,
     SlaEvent,
-    SlaPolicy,
     SlaTarget,
     Ticket,
 )
@@ -99,38 +97,6 @@ def calendar(calendar_id: int | None, version: int | None = None) -> Calendar:
     return cached
 
 
-def ticket_calendar_id(ticket: Ticket) -> int | None:
-    """Return the calendar a ticket's clocks use by default: its site's, else the tenant's."""
-    return db.session.execute(
-        text(
-            "SELECT id FROM business_calendar WHERE tenant_id = :t"
-            " AND (site_id = :site OR (is_default AND site_id IS NULL))"
-            " ORDER BY site_id IS NULL LIMIT 1"
-        ),
-        {"t": ticket.tenant_id, "site": ticket.site_id},
-    ).scalar()
-
-
-def policy_for(ticket: Ticket) -> SlaPolicy | None:
-    """Return the active policy that matches the ticket most specifically."""
-    model = None
-    if ticket.charger_id:
-        model = db.session.scalar(select(Charger.model).where(Charger.id == ticket.charger_id))
-    return db.session.scalars(
-        select(SlaPolicy)
-        .where(
-            SlaPolicy.tenant_id == ticket.tenant_id,
-            SlaPolicy.active,
-            SlaPolicy.priority == ticket.priority,
-            (SlaPolicy.site_id.is_(None)) | (SlaPolicy.site_id == ticket.site_id),
-            (SlaPolicy.category.is_(None)) | (SlaPolicy.category == ticket.category),
-            (SlaPolicy.charger_model.is_(None)) | (SlaPolicy.charger_model == model),
-        )
-        .order_by(_specificity().desc(), SlaPolicy.id)
-        .limit(1)
-    ).first()
-
-
 @dataclass
 class _Plan:
     """The clocks a ticket should have under its policy, its default calendar, and the
@@ -139,20 +105,13 @@ class _Plan:
     targets: dict[str, SlaTarget]
     default_calendar_id: int | None
     versions: dict[int, int]
+    policy_id: int | None = None
 
     def calendar_id(self, clock: str) -> int | None:
         target = self.targets.get(clock)
         if target is not None and target.calendar_id is not None:
             return target.calendar_id
         return self.default_calendar_id
-
-
-def _specificity() -> Any:
-    return (
-        SlaPolicy.site_id.isnot(None).cast(db.Integer)
-        + SlaPolicy.category.isnot(None).cast(db.Integer)
-        + SlaPolicy.charger_model.isnot(None).cast(db.Integer)
-    )
 
 
 def _driver_sql(statement: str) -> str:
@@ -204,7 +163,8 @@ WITH policy AS (
     LIMIT 1
 )
 SELECT t.id, t.clock, t.target_minutes, t.calendar_id, t.pause_statuses, t.warn_percent,
-       t.escalations, own.version AS own_version, f.id AS default_id, f.version AS default_version
+       t.escalations, own.version AS own_version, f.id AS default_id, f.version AS default_version,
+       t.policy_id
 FROM sla_target t
 JOIN policy ON t.policy_id = policy.id
 LEFT JOIN business_calendar own ON own.id = t.calendar_id
@@ -212,8 +172,9 @@ LEFT JOIN fallback f ON true
 """)
 
 
-def _plan(ticket: Ticket) -> _Plan:
-    """Read the matching policy's targets and the calendars they use, in one statement."""
+def plan_for(ticket: Ticket) -> _Plan:
+    """Read the matching policy's targets and the calendars they use, in one statement (a
+    policy always has a target: the admin refuses one without)."""
     rows = _run(
         _PLAN_SQL,
         {
@@ -226,15 +187,16 @@ def _plan(ticket: Ticket) -> _Plan:
     )
     versions: dict[int, int] = {}
     targets: dict[str, Terms] = {}
-    default_id = None
+    default_id = policy_id = None
     for row in rows:
+        policy_id = row.policy_id
         targets[row.clock] = Terms(*row[:7])
         if row.calendar_id is not None:
             versions[row.calendar_id] = row.own_version
         default_id = row.default_id
         if default_id is not None:
             versions[default_id] = row.default_version
-    return _Plan(targets, default_id, versions)  # type: ignore[arg-type]
+    return _Plan(targets, default_id, versions, policy_id)  # type: ignore[arg-type]
 
 
 # The stored columns of a clock, in the order the statements below read and write them.
@@ -568,7 +530,7 @@ def _pauses(clock: SlaClock, status: str) -> bool:
 def on_created(ticket: Ticket, now: datetime | None = None) -> None:
     """Start the clocks of a new ticket's policy."""
     now = now or ticket.created_at or _now()
-    plan = _plan(ticket)
+    plan = plan_for(ticket)
     names = ["first_response", "resolution", "on_site"]
     if ticket.assignee_vendor_id:
         names.append("vendor")
@@ -637,7 +599,7 @@ def on_assignment(ticket: Ticket, old_vendor_id: int | None, now: datetime | Non
             _stop(clock, now, cancel=True)
             _persist([clock], now)
         return
-    started = _start(ticket, _plan(ticket), "vendor", now, existing=clock)
+    started = _start(ticket, plan_for(ticket), "vendor", now, existing=clock)
     if started is not None:
         _persist([started], now)
 
@@ -656,7 +618,7 @@ def stop_clock(ticket: Ticket, name: str, now: datetime | None = None) -> None:
 def recompute(ticket: Ticket, now: datetime | None = None, reason: str = "policy") -> None:
     """Re-apply the ticket's policy (after a priority, site or policy change), keeping credit."""
     now = now or _now()
-    plan = _plan(ticket)
+    plan = plan_for(ticket)
     clocks = _clocks(ticket)
     for name, clock in clocks.items():
         target = plan.targets.get(name)

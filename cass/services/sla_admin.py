@@ -429,10 +429,9 @@ def preview(
     probe = Ticket(
         tenant_id=current_tenant_id(), priority=priority, site_id=site_id, category=category
     )
-    policy = sla.policy_for(probe)
-    if policy is None:
+    plan = sla.plan_for(probe)
+    if plan.policy_id is None:
         return None, []
-    default_calendar = sla.ticket_calendar_id(probe)
     names = dict(
         db.session.execute(
             select(BusinessCalendar.id, BusinessCalendar.name).where(
@@ -442,20 +441,21 @@ def preview(
     )
     lines = []
     for clock in CLOCKS:
-        target = targets_of(policy).get(clock)
+        target = plan.targets.get(clock)
         if target is None:
             continue
-        calendar_id = target.calendar_id or default_calendar
-        due = sla.calendar(calendar_id).add(at, timedelta(minutes=target.target_minutes))
+        calendar_id = plan.calendar_id(clock)
+        calendar = sla.calendar(calendar_id, plan.versions.get(calendar_id or 0))
         lines.append(
             PreviewLine(
                 clock,
                 CLOCKS[clock],
                 target.target_minutes,
                 names.get(calendar_id, "24/7"),
-                due,
+                calendar.add(at, timedelta(minutes=target.target_minutes)),
             )
         )
+    policy = db.session.get(SlaPolicy, plan.policy_id)
     return policy, lines
 
 
