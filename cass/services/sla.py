@@ -266,9 +266,6 @@ LEFT JOIN sla_target t ON t.id = c.target_id
 LEFT JOIN business_calendar b ON b.id = c.calendar_id
 """  # noqa: S608 (fixed column names)
 _TICKET_CLOCKS = _driver_sql(_CLOCKS_SQL + " WHERE c.ticket_id = CAST(:ticket AS bigint)")
-_ONE_CLOCK = _driver_sql(
-    _CLOCKS_SQL + " WHERE c.id = CAST(:clock AS bigint) FOR UPDATE OF c SKIP LOCKED"
-)
 
 
 def _rows(result: Any) -> list[ClockRow]:
@@ -286,12 +283,6 @@ def _clocks(ticket: Ticket) -> dict[str, ClockRow]:
     """Read the ticket's clocks with their targets and calendar versions, in one statement."""
     rows = _rows(_run(_TICKET_CLOCKS, {"ticket": ticket.id}))
     return {clock.clock: clock for clock in rows}
-
-
-def lock_clock(clock_id: int) -> ClockRow | None:
-    """Read one clock for update, or None if it is gone or another transaction holds it."""
-    rows = _rows(_run(_ONE_CLOCK, {"clock": clock_id}))
-    return rows[0] if rows else None
 
 
 _STORED = ", ".join(
