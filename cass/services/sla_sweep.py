@@ -119,16 +119,9 @@ def sweep(now: datetime | None = None, run_rules: bool = True) -> SweepResult:
     return result
 
 
-def live_notify(tenant_id: int, ticket_id: int) -> None:
-    """Tell live pages that the ticket's SLA state changed (delivered on commit)."""
-    from cass import live
-
-    live.notify(db.session, tenant_id, "ticket", ticket_id)
-    live.notify(db.session, tenant_id, f"ticket-{ticket_id}", ticket_id)
-
-
 def live_notify_all(tickets: set[tuple[int, int]]) -> None:
-    """live_notify() for each (tenant, ticket), in one statement."""
+    """Tell live pages that these (tenant, ticket)s changed: the list's event and each ticket's
+    own, as the ticket services send them, in one statement."""
     from cass import live
 
     live.notify_many(
