@@ -115,6 +115,7 @@ class SessionMixin:
 
     async def route_message(self, raw_msg: str) -> None:
         """Log the frame, then answer it (or hand a response to the waiting call)."""
+        raw_msg = _without_nul(raw_msg)
         try:
             msg = unpack(raw_msg)
         except OCPPError as error:
@@ -186,11 +187,21 @@ class SessionMixin:
                 message_type,
                 str(message_id)[:64] if message_id is not None else None,
                 action[:60] if isinstance(action, str) else None,
-                payload,
+                _without_nul(payload),
                 error_code[:40] if isinstance(error_code, str) else None,
                 error_description,
             )
         )
+
+
+def _without_nul(text: str) -> str:
+    """Return JSON text with each escaped U+0000 made U+FFFD.
+
+    PostgreSQL's jsonb and text cannot hold U+0000: one such payload would fail its message's
+    records and its whole batch of log rows. The escapes have the same length and shape, so the
+    JSON stays valid.
+    """
+    return text.replace("\\u0000", "\\ufffd") if "\\u0000" in text else text
 
 
 def _dumps(payload: Any) -> str:

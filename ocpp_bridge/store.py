@@ -238,9 +238,11 @@ class Store:
         async with lane.lock:
             try:
                 if lane.conn is None or lane.conn.closed:
-                    lane.conn = await asyncio.wait_for(
-                        psycopg.AsyncConnection.connect(self.url, autocommit=True), self.timeout
-                    )
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a
+                    # cancellation that lands as the connect completes, which left a closed
+                    # charger's command loop running and the bridge unable to stop.
+                    async with asyncio.timeout(self.timeout):
+                        lane.conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
                 return await job(lane.conn)
             except (psycopg.OperationalError, TimeoutError) as exc:
                 if lane.conn is not None:  # reconnect for the next job

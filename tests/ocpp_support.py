@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import threading
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -84,7 +85,15 @@ def running_bridge(database_url: str, **overrides: Any) -> Iterator[RunningBridg
         yield RunningBridge(bridge, loop)
     finally:
         loop.call_soon_threadsafe(stop.set)  # type: ignore[union-attr]
-        thread.join(15)
+        thread.join(30)
+        if thread.is_alive():
+            # Say what the bridge is stuck on instead of failing later on a running loop.
+            stuck = [
+                "".join(traceback.format_stack(task.get_stack()[-1])) + repr(task)
+                for task in asyncio.all_tasks(loop)
+                if task.get_stack()
+            ]
+            raise AssertionError("the bridge did not stop within 30 s:\n" + "\n".join(stuck))
         loop.close()
 
 

@@ -124,8 +124,18 @@ def test_oversized_and_binary_frames_close_the_socket(database_url, demo):
     with running_bridge(database_url) as bridge:
         assert asyncio.run(close_code(bridge.url, big)) == 1009
         assert asyncio.run(close_code(bridge.url, b"\x00\x01binary")) == 1003
-        # The bridge serves the next connection as usual.
-        assert answers(bridge.url, "DEMO-CP-0003", [BOOT])[0][0] == 3
+        # The bridge serves the next connection as usual, NUL characters and all.
+        nul = json.dumps([2, "nul-1", "DataTransfer", {"vendorId": "v", "data": "a\u0000b"}])
+        assert [frame[0] for frame in answers(bridge.url, "DEMO-CP-0003", [BOOT, nul])] == [3, 3]
+    # Every frame read is in the log (the oversized one is refused unread), U+0000, which jsonb
+    # cannot hold, logged as U+FFFD.
+    logged = query(
+        database_url,
+        "SELECT message_id, payload FROM ocpp_message WHERE direction = 'in' ORDER BY id",
+    )
+    assert [message_id for message_id, _ in logged] == [None, "b-1", "nul-1"]
+    assert logged[0][1] == "\ufffd\u0001binary"
+    assert logged[2][1]["data"] == "a\ufffdb"
 
 
 def test_a_flooding_charger_is_slowed_without_slowing_the_others(database_url, demo):
