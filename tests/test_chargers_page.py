@@ -5,22 +5,28 @@ vendors, bad input — and the page's live streams (filtered to its charger, coa
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import html as htmllib
 import json
+import queue
 import re
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import psycopg
 import pytest
 import requests
 from markupsafe import escape
+from ocpp.v16 import call
 from sqlalchemy import event
 
 from cass.extensions import db
 from cass.services import charger_page
 from tests.conftest import as_user, serve
+from tests.ocpp_support import Charger16, open_socket, query, running_bridge, serving
 from tests.test_live import SSEReader, send, signed_in
 
 HX = {"HX-Request": "true"}
@@ -550,6 +556,7 @@ def live_server(app):
     broker = get_broker(app)
     app.config["LIVE_HEARTBEAT_SECONDS"] = 0.5
     app.config["CHARGERS_LIVE_INTERVAL"] = 0.3
+    app.config["CHARGERS_WATCH_SECONDS"] = 0.3
     try:
         with serve(app) as url:
             yield url
@@ -610,6 +617,53 @@ def test_a_burst_is_coalesced_and_its_last_event_always_arrives(
                 break
     assert got[-1] == "S7"  # the final state is never lost
     assert len(got) < 8  # and the burst made fewer refreshes than events
+
+
+def test_a_heartbeat_reaches_the_charger_page_within_two_seconds(
+    app, demo, database_url, live_server, readers
+):
+    """The bridge sends no event for a Heartbeat; the page's stream sees last_seen move."""
+    session = signed_in(live_server, "agent@demo.test")
+    reader = open_charger_stream(session, f"{live_server}/events/chargers/{CP}", readers)
+
+    async def boot(url: str) -> tuple[Charger16, Any, asyncio.Task[None]]:
+        ws = await open_socket(url, CP)
+        charger = Charger16(CP, ws)
+        task = await serving(charger)
+        await charger.call(call.BootNotification("V", "M"))
+        return charger, ws, task
+
+    def quiet() -> None:
+        """Skip what came before until no event has come for a second (pings aside)."""
+        deadline = time.monotonic() + 10
+        last = time.monotonic()
+        while (now := time.monotonic()) - last < 1.0:
+            assert now < deadline, "the stream never went quiet"
+            with contextlib.suppress(queue.Empty):
+                message = reader.messages.get(timeout=0.2)
+                assert message is not None, "the stream ended"
+                if "event" in message:
+                    last = time.monotonic()
+
+    # The bridge's own presence touches (every 0.2 s in tests) would move last_seen too.
+    with running_bridge(database_url, touch_interval=60.0, offline_after=120.0) as bridge:
+        charger, ws, task = bridge.call(boot(bridge.url))
+        try:
+            quiet()
+            for _ in range(2):
+                sent = time.monotonic()
+                bridge.call(charger.call(call.Heartbeat()))
+                sql = "SELECT last_seen FROM charger WHERE ocpp_id = %s"
+                ((seen,),) = query(database_url, sql, (CP,))
+                message = reader.next_event(2.0)
+                took = time.monotonic() - sent
+                assert message["event"] == "charger" and took <= 2.0, (message, took)
+                data = json.loads(message["data"])
+                assert datetime.fromisoformat(data["last_seen"]) == seen and data["online"] is True
+                quiet()  # one event per move, not one a second
+        finally:
+            task.cancel()
+            bridge.call(ws.close())
 
 
 def test_the_list_stream_carries_every_charger_event_coalesced(

@@ -8,6 +8,9 @@ without JavaScript. These streams do it on the server, from the same per-process
 - a charger page hears only its own charger's events and the tenant's `command` events (rare;
   the page re-reads its command list, which is one indexed select);
 - the charger list hears every charger event, but
+- a charger page also watches its charger's presence (online, last seen) once a second: the
+  bridge records heartbeats and other frames without an event (one per frame would flood every
+  page), so the page asks, one primary-key select, and hears a `charger` event when it moved;
 - both are coalesced: the first event of a quiet period goes out at once, later ones at most
   once per interval, and the last one always goes out (a trailing send), so a burst of status
   notifications makes two refreshes, not dozens, and the page never misses the final state.
@@ -23,6 +26,7 @@ from cass.live import Broker
 from cass.live_routes import READY_WAIT_SECONDS, RETRY_MS, sse_message
 
 Keep = Callable[[dict[str, Any]], bool]
+Watch = Callable[[], dict[str, Any]]
 
 
 def charger_filter(ocpp_id: str) -> Keep:
@@ -49,9 +53,12 @@ def coalesced_stream(
     resumed: bool,
     heartbeat: float,
     max_seconds: float,
+    watch: Watch | None = None,
+    watch_every: float = 1.0,
 ) -> Iterator[str]:
     """Yield the tenant's events that `keep` accepts as SSE, at most one per kind per
-    `interval` seconds (the latest of each kind, the last one always sent)."""
+    `interval` seconds (the latest of each kind, the last one always sent); every `watch_every`
+    seconds, also the event `watch` returns when it differs from the one before."""
     sub = broker.subscribe(tenant_id)
     try:
         broker.wait_listening(READY_WAIT_SECONDS)
@@ -64,9 +71,11 @@ def coalesced_stream(
         sent_at: dict[str, float] = {}
         last_write = time.monotonic()
         deadline = last_write + max_seconds
+        watched = watch() if watch else None
+        next_watch = last_write + watch_every if watch else float("inf")
         while (now := time.monotonic()) < deadline:
-            # Wake for the next trailing send, a heartbeat, or the end of the stream.
-            waits = [last_write + heartbeat - now, deadline - now]
+            # Wake for the next trailing send, a heartbeat, a watch, or the end of the stream.
+            waits = [last_write + heartbeat - now, deadline - now, next_watch - now]
             waits += [sent_at.get(kind, 0) + interval - now for kind in pending]
             event = sub.get(timeout=max(0.0, min(waits)))
             now = time.monotonic()
@@ -80,6 +89,10 @@ def coalesced_stream(
                     yield sse_message("resync", event, event_id)
                 elif keep(event):
                     pending[event["kind"]] = event
+            if watch and now >= next_watch:
+                next_watch = now + watch_every
+                if (seen := watch()) != watched:
+                    watched = pending[seen["kind"]] = seen
             for kind in [k for k in pending if now - sent_at.get(k, float("-inf")) >= interval]:
                 event_id += 1
                 sent_at[kind] = last_write = now

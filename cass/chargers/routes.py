@@ -33,6 +33,7 @@ BAD_CURSOR = (
 # 0.5 s (the first event of a quiet spell goes out at once, the last one always).
 LIST_INTERVAL = 2.0
 PAGE_INTERVAL = 0.5
+WATCH_SECONDS = 1.0  # how often a charger page's stream re-reads its charger's last-seen
 PANELS = {
     "timeline": (charger_page.timeline, "tl_after"),
     "messages": (charger_page.messages, "msg_after"),
@@ -304,7 +305,7 @@ def cancel(ocpp_id: str, command_id: int) -> BaseResponse:
 # --- live streams ---------------------------------------------------------------------------
 
 
-def _stream(keep: live.Keep, interval: float) -> BaseResponse:
+def _stream(keep: live.Keep, interval: float, watch: live.Watch | None = None) -> BaseResponse:
     """Answer with the user's tenant's events that `keep` accepts, coalesced (SSE)."""
     tenant_id: int = current_user.tenant_id
     broker = get_broker(current_app)
@@ -323,6 +324,8 @@ def _stream(keep: live.Keep, interval: float) -> BaseResponse:
             resumed="Last-Event-ID" in request.headers,
             heartbeat=float(config.get("LIVE_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS)),
             max_seconds=float(config.get("LIVE_MAX_STREAM_SECONDS", MAX_STREAM_SECONDS)),
+            watch=watch,
+            watch_every=float(config.get("CHARGERS_WATCH_SECONDS", WATCH_SECONDS)),
         ),
         mimetype="text/event-stream",
     )
@@ -343,4 +346,5 @@ def list_events() -> BaseResponse:
 def charger_events(ocpp_id: str) -> BaseResponse:
     """Stream one charger's events and the tenant's command outcomes for its page (SSE)."""
     charger = _charger_or_404(ocpp_id)
-    return _stream(live.charger_filter(charger.ocpp_id), PAGE_INTERVAL)
+    watch = charger_page.presence_watch(current_user.tenant_id, charger)
+    return _stream(live.charger_filter(charger.ocpp_id), PAGE_INTERVAL, watch)

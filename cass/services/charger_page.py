@@ -18,13 +18,14 @@ user has loaded, so a refresh keeps what "Load older" added.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
+from flask import current_app
 from ocpp.v16.enums import Action as Action16
 from ocpp.v201.enums import Action as Action201
 from sqlalchemy import (
@@ -63,7 +64,7 @@ from cass.models import (
 from cass.services import charger_commands
 from cass.services.audit import audit
 from cass.services.tickets import format_key
-from cass.tenancy import current_tenant_id
+from cass.tenancy import current_tenant_id, tenant_context
 
 TIMELINE_PAGE = 25
 MESSAGE_PAGE = 25
@@ -856,3 +857,19 @@ def command_of(charger: Charger, ident: int) -> ChargerCommand | None:
         c.tenant_id == current_tenant_id(), c.charger_id == charger.id, c.id == ident
     )
     return db.session.scalars(stmt).first()
+
+
+def presence_watch(tenant_id: int, charger: Charger) -> Callable[[], dict[str, Any]]:
+    """Return a reader of the charger's presence, for its page's stream (outside the request)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    charger_id, ocpp_id = charger.id, charger.ocpp_id
+    stmt = select(Charger.online, Charger.last_seen).where(Charger.id == charger_id)
+
+    def watch() -> dict[str, Any]:
+        with app.app_context(), tenant_context(tenant_id):
+            row = db.session.execute(stmt).one_or_none()
+            db.session.remove()
+        online, last_seen = row if row else (None, None)
+        return {"kind": "charger", "id": ocpp_id, "online": online, "last_seen": last_seen}
+
+    return watch
