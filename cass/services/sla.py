@@ -725,11 +725,13 @@ class Badge:
     left: timedelta | None
 
 
-def urgent_clock() -> Any:
-    """Return a LATERAL select of a ticket's most urgent live clock (join it on true()):
-    breached first, then the soonest due; paused clocks count, stopped ones do not."""
+def urgent_clock(ticket_id: Any = None) -> Any:
+    """Return a LATERAL select of the most urgent live clock of the ticket `ticket_id` (a column,
+    Ticket.id by default; join it on true()): breached first, then the soonest due; paused
+    clocks count, stopped ones do not. Its calendar's version lets badge_of() use the cache."""
     from sqlalchemy import case
 
+    version = select(BusinessCalendar.version).where(BusinessCalendar.id == SlaClock.calendar_id)
     return (
         select(
             SlaClock.clock.label("sla_clock"),
@@ -737,8 +739,12 @@ def urgent_clock() -> Any:
             SlaClock.due_at.label("sla_due_at"),
             SlaClock.calendar_id.label("sla_calendar_id"),
             SlaClock.paused_since.label("sla_paused_since"),
+            version.scalar_subquery().label("sla_calendar_version"),
         )
-        .where(SlaClock.ticket_id == Ticket.id, SlaClock.stopped_at.is_(None))
+        .where(
+            SlaClock.ticket_id == (Ticket.id if ticket_id is None else ticket_id),
+            SlaClock.stopped_at.is_(None),
+        )
         .order_by(case((SlaClock.state == "breached", 0), else_=1), SlaClock.due_at)
         .limit(1)
         .lateral("urgent_sla")
@@ -761,9 +767,8 @@ def badge_of(row: Any, now: datetime | None = None) -> Badge | None:
         state=row.sla_state,
         paused_since=row.sla_paused_since,
     )
-    return Badge(
-        row.sla_clock, CLOCKS[row.sla_clock], row.sla_state, row.sla_due_at, remaining(clock, now)
-    )
+    left = remaining(clock, now, row.sla_calendar_version)
+    return Badge(row.sla_clock, CLOCKS[row.sla_clock], row.sla_state, row.sla_due_at, left)
 
 
 def badges(ticket: Ticket, now: datetime | None = None) -> list[Badge]:
