@@ -146,6 +146,7 @@ class SlaClock(TenantOwned, db.Model):
     """A ticket's clock: when it started, when it is due, paused time earned, and its state."""
 
     __tablename__ = "sla_clock"
+    tenant_fk = tenant_index = False  # fk_sla_clock_ticket implies it; the sweep updates in bulk
     __table_args__ = (
         UniqueConstraint("ticket_id", "clock", name="uq_sla_clock_ticket_clock"),
         _same_tenant_fk("ticket_id", "ticket", "fk_sla_clock_ticket", "CASCADE"),
@@ -199,6 +200,7 @@ class SlaEvent(TenantOwned, db.Model):
     """Something that happened to a clock: started, paused, resumed, warning, breached, met…"""
 
     __tablename__ = "sla_event"
+    tenant_fk = tenant_index = False  # fk_sla_event_ticket implies it; ix_sla_event_ticket leads
     __table_args__ = (
         _same_tenant_fk("ticket_id", "ticket", "fk_sla_event_ticket", "CASCADE"),
         Index("ix_sla_event_ticket", "tenant_id", "ticket_id", "id"),
@@ -230,6 +232,7 @@ class Notification(TenantOwned, db.Model):
     """An outbox entry for one recipient and channel, delivered by the scheduler at most once."""
 
     __tablename__ = "notification"
+    tenant_fk = False  # fk_notification_user implies it; the sweep queues in bulk
     __table_args__ = (
         _same_tenant_fk("user_id", "app_user", "fk_notification_user", "CASCADE"),
         CheckConstraint("channel IN ('email','in_app')", name="ck_notification_channel"),

@@ -80,10 +80,13 @@ WITH breached AS (
     ON CONFLICT DO NOTHING
     RETURNING tenant_id, user_id, channel
 )
-SELECT tenant_id, ticket_id, clock, news, (SELECT count(*) FROM queued) AS notified,
+SELECT tenant_id, ticket_id, clock, news, NULL AS notified, NULL AS bells FROM changed
+UNION ALL
+-- The totals once, in a last row of their own: on every row, the bells (thousands of pairs in
+-- a catch-up) would be sent and parsed once per changed clock.
+SELECT NULL, NULL, NULL, 'totals', (SELECT count(*) FROM queued),
        (SELECT array_agg(DISTINCT ARRAY[q.tenant_id, q.user_id]) FROM queued q
-        WHERE q.channel = 'in_app') AS bells
-FROM changed
+        WHERE q.channel = 'in_app')
 """
 
 
@@ -106,12 +109,14 @@ def sweep(now: datetime | None = None, run_rules: bool = True) -> SweepResult:
     """Mark warnings and breaches due by `now`, queue their notifications, run escalations."""
     now = now or datetime.now(UTC)
     rows = db.session.execute(text(SWEEP_SQL), {"now": now}).all()
+    (totals,) = [r for r in rows if r.news == "totals"]
+    rows = [r for r in rows if r.news != "totals"]
     result = SweepResult(changed=[(r.tenant_id, r.ticket_id, r.clock, r.news) for r in rows])
     result.breaches = sum(1 for r in rows if r.news == "breached")
     result.warnings = len(rows) - result.breaches
-    result.notifications = rows[0].notified if rows else 0
+    result.notifications = totals.notified
     live_notify_all({(r.tenant_id, r.ticket_id) for r in rows})
-    ring_bells(rows[0].bells if rows else None)
+    ring_bells(totals.bells)
     db.session.commit()
     result.escalations = escalate(now)
     if run_rules:
@@ -120,17 +125,21 @@ def sweep(now: datetime | None = None, run_rules: bool = True) -> SweepResult:
 
 
 def live_notify_all(tickets: set[tuple[int, int]]) -> None:
-    """Tell live pages that these (tenant, ticket)s changed: the list's event and each ticket's
-    own, as the ticket services send them, in one statement."""
+    """Tell live pages that these (tenant, ticket)s changed, in one statement: each ticket's own
+    event (its detail page), and one `ticket` event per tenant (lists, board and at-risk view
+    redraw whole on it, whichever ticket it names), not one per ticket as single writes send."""
     from cass import live
 
+    first: dict[int, int] = {}
+    for tenant_id, ticket_id in sorted(tickets):
+        first.setdefault(tenant_id, ticket_id)
     live.notify_many(
         db.session,
-        (
-            (tenant_id, kind, ticket_id)
+        [(tenant_id, "ticket", ticket_id) for tenant_id, ticket_id in first.items()]
+        + [
+            (tenant_id, f"ticket-{ticket_id}", ticket_id)
             for tenant_id, ticket_id in sorted(tickets)
-            for kind in ("ticket", f"ticket-{ticket_id}")
-        ),
+        ],
     )
 
 
