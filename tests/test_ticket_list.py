@@ -760,6 +760,60 @@ def test_the_number_of_queries_does_not_grow_with_the_rows(app, manager, databas
     assert count_queries(app, manager, "/tickets?q=DEMO-7", HX) == 2  # a key: its prefix, page
 
 
+# --- SLA badges (issue 6, point 6) -----------------------------------------------------------
+
+
+def sla_cell(body: str, ticket_id: int) -> str:
+    """Return the SLA cell of ticket `ticket_id`'s row: the one after its priority."""
+    row = body.split(f'<tr id="ticket-{ticket_id}" data-list-row>', 1)[1].split("</tr>", 1)[0]
+    return re.search(r'class="badge prio-\w+">\w+</span></td>(<td[^>]*>.*?</td>)', row).group(1)
+
+
+def test_rows_show_the_most_urgent_sla_clock_with_business_time_left(
+    app, manager, database_url, demo
+):
+    from tests.test_sla_pages import make_tickets
+
+    running, breached, none = make_tickets(app, demo, 3)
+    with psycopg.connect(database_url) as conn:
+        # On 24/7 (no calendar) the business time left is the wall-clock time left.
+        conn.execute(
+            "UPDATE sla_clock SET calendar_id = NULL, due_at = now() + CASE clock"
+            " WHEN 'resolution' THEN interval '2 hours 30 minutes 30 seconds'"
+            " ELSE interval '9 hours' END WHERE ticket_id = %s",
+            (running,),
+        )
+        # Breached comes first, however soon another clock is due.
+        conn.execute(
+            "UPDATE sla_clock SET calendar_id = NULL, state = 'breached', breached_at = now(),"
+            " due_at = now() - interval '20 minutes 30 seconds'"
+            " WHERE ticket_id = %s AND clock = 'on_site'",
+            (breached,),
+        )
+        conn.execute("DELETE FROM sla_clock WHERE ticket_id = %s", (none,))
+    for headers in ({}, HX):
+        body = manager.get("/tickets", headers=headers).get_data(as_text=True)
+        assert ("<html" in body) is (headers == {})
+        assert '<th scope="col">SLA</th>' in body
+        assert sla_cell(body, running) == (
+            '<td data-clock="resolution"><span class="sla-badge sla-running"'
+            ' title="Resolution SLA">Resolution: 2 h 30 min left</span></td>'
+        )
+        cell = sla_cell(body, breached)
+        assert 'data-clock="on_site"' in cell and "sla-breached" in cell
+        assert "late by 20 min</span>" in cell
+        assert sla_cell(body, none) == "<td></td>"
+
+
+def test_sla_badges_cost_no_query_per_row(app, manager, database_url, demo):
+    from tests.test_sla_pages import make_tickets
+
+    make_tickets(app, demo, 12)  # on the tenant's business calendar
+    assert manager.get("/tickets", headers=HX).status_code == 200  # the calendar, cached
+    assert count_queries(app, manager, "/tickets", HX) == 1
+    assert count_queries(app, manager, "/tickets?priority=P2", HX) == 1
+
+
 # --- saved views ------------------------------------------------------------------------------
 
 

@@ -1,6 +1,6 @@
 """The ticket list's rows as markup, and its links, made in Python.
 
-A list page is 50 rows of ten cells, and every live refresh of a list renders them again for
+A list page is 50 rows of eleven cells, and every live refresh of a list renders them again for
 each viewer. Jinja looks up and escapes each of a row's twenty expressions one by one (~30 µs a
 row); written here, a row is one f-string with only its free text escaped (~3 µs). The row
 markup lives only here: `templates/tickets/_list_rows.html` calls `ticket_rows()`.
@@ -22,6 +22,7 @@ from markupsafe import Markup, escape
 from cass.lifecycle import STATUS_LABELS
 from cass.models.tickets import CATEGORIES, PRIORITIES
 from cass.services.ticket_queries import SORTS, ListQuery, ListRow
+from cass.sla.at_risk import sla_badge
 
 try:  # markupsafe's escaping without the Markup object around it: this runs 300 times a page
     from markupsafe._speedups import _escape_inner as _e
@@ -70,12 +71,19 @@ def ticket_rows(rows: Iterable[ListRow], bulk: bool) -> Markup:
             else ""
         )
         category = _CATEGORY.get(t.category)
+        # The most urgent clock as the board shows it: one markup for both (sla_badge).
+        clock = (
+            "<td></td>"
+            if t.sla is None
+            else f'<td data-clock="{_e(t.sla.clock)}">{sla_badge(t.sla)}</td>'
+        )
         html.append(
             f'<tr id="ticket-{t.id}" data-list-row>{select}'
             f'<td><a href="{detail_start}{key}{detail_end}">{key}</a></td>'
             f"<td>{_e(t.title)}</td>"
             f"<td>{_badge(_STATUS, t.status, 'status')}</td>"
             f"<td>{_badge(_PRIORITY, t.priority, 'prio')}</td>"
+            f"{clock}"
             f'<td class="optional">{_e(t.category) if category is None else category}</td>'
             f'<td class="optional">{_e(t.site or "")}</td>'
             f'<td class="optional">{_e(t.charger or "")}</td>'

@@ -110,4 +110,10 @@ def test_an_engineer_sees_a_breach_at_risk_and_on_the_bell(
         notifications.queue(engineer.id, "test", "Fresh news", channels=("in_app",))
         db.session.commit()
     expect(page.locator("#bell .count")).to_have_text("1", timeout=5_000)
+
+    # The ticket list shows the breach too, as the board does.
+    nav = page.get_by_role("navigation", name="Main")
+    nav.get_by_role("link", name="Tickets", exact=True).click()
+    row = page.locator("#tickets tr[data-list-row]").filter(has_text=key)
+    expect(row.locator(".sla-badge.sla-breached")).to_contain_text("Resolution: late")
     assert console.errors == []
