@@ -95,10 +95,56 @@ _NOTIFY_MANY_SQL = text(
 
 
 def notify_many(session: Any, events: Iterable[tuple[int, str, str | int]]) -> None:
-    """Queue many live events (tenant, kind, id) in the caller's transaction, in one statement."""
-    payloads = [build_payload(tenant_id, kind, ident, {}) for tenant_id, kind, ident in events]
+    """Queue many live events (tenant, kind, id) in the caller's transaction, in one statement.
+
+    A tenant's events go packed, as many as fit, in one notification (`{"t": 7, "many": [[kind,
+    id], ...]}`) that the broker unpacks: a sweep that changes thousands of tickets sends tens of
+    notifications, not thousands.
+    """
+    grouped: dict[int, list[list[Any]]] = {}
+    for tenant_id, kind, ident in events:
+        if not KIND_RE.fullmatch(kind):
+            raise ValueError(f"invalid live event kind {kind!r}")
+        if isinstance(ident, str):
+            ident = ident[:MAX_IDENT_CHARS]
+        grouped.setdefault(tenant_id, []).append([kind, ident])
+    payloads = []
+    for tenant_id, items in grouped.items():
+        if len(items) == 1:
+            payloads.append(build_payload(tenant_id, items[0][0], items[0][1], {}))
+            continue
+        room = MAX_PAYLOAD_BYTES - len(_dumps({"t": tenant_id, "many": []}))
+        batch: list[list[Any]] = []
+        used = 0
+        for item in items:
+            size = len(_dumps(item)) + 1  # and its comma
+            if batch and used + size > room:
+                payloads.append(_dumps({"t": tenant_id, "many": batch}))
+                batch, used = [], 0
+            batch.append(item)
+            used += size
+        payloads.append(_dumps({"t": tenant_id, "many": batch}))
     if payloads:
         session.execute(_NOTIFY_MANY_SQL, {"channel": CHANNEL, "payloads": payloads})
+
+
+def unpack(event: Any) -> list[dict[str, Any]]:
+    """Return the events in one decoded notification (several when packed by notify_many),
+    each with a kind fit to be an SSE event name; drop anything else."""
+    if not isinstance(event, dict):
+        return []
+    many = event.get("many")
+    if isinstance(many, list):
+        tenant = event.get("t")
+        found = [
+            {"t": tenant, "kind": item[0], "id": item[1]}
+            for item in many
+            if isinstance(item, list) and len(item) == 2
+        ]
+    else:
+        found = [event]
+    # Anyone may pg_notify this channel; only well-formed kinds become SSE event names.
+    return [e for e in found if isinstance(e.get("kind"), str) and KIND_RE.fullmatch(e["kind"])]
 
 
 class Subscription:
@@ -355,12 +401,11 @@ class Broker:
         except ValueError:
             log.warning("live: ignoring a malformed payload on %s", CHANNEL)
             return
-        kind = event.get("kind") if isinstance(event, dict) else None
-        if not isinstance(kind, str) or not KIND_RE.fullmatch(kind):
-            # Anyone may pg_notify this channel; only well-formed kinds become SSE event names.
+        events = unpack(event)
+        if not events:
             log.warning("live: ignoring a payload without a valid kind on %s", CHANNEL)
-            return
-        self.publish(event)
+        for one in events:
+            self.publish(one)
 
 
 def get_broker(app: Flask) -> Broker:

@@ -18,12 +18,15 @@ from flask import Flask
 from cass.extensions import db
 from cass.live import (
     APPLICATION_NAME,
+    CHANNEL,
     MAX_PAYLOAD_BYTES,
     Broker,
     Subscription,
     build_payload,
     get_broker,
     notify,
+    notify_many,
+    unpack,
 )
 from cass.tenancy import tenant_context
 from tests.conftest import DEMO_PASSWORD, csrf_from, serve
@@ -230,6 +233,36 @@ def test_malformed_notifications_are_ignored(demo, database_url, broker):
         notify(conn, t, "ticket", 2)
 
     assert sub.get(timeout=WAIT) == {"t": t, "kind": "ticket", "id": 2}
+
+
+def test_many_events_go_packed_in_few_notifications(app, demo, database_url, broker):
+    """A sweep's thousands of events: a few notifications a tenant, unpacked by the broker."""
+    t, other = demo["demo"], demo["acme"]
+    events = [(t, f"ticket-{n}", n) for n in range(3000)] + [(other, "ticket", 7)]
+    with psycopg.connect(database_url, autocommit=True) as listener:
+        listener.execute(f"LISTEN {CHANNEL}")
+        with app.app_context(), tenant_context(t):
+            notify_many(db.session, events)
+            db.session.commit()
+        payloads = [n.payload for n in listener.notifies(timeout=2, stop_after=100)]
+    assert 3 <= len(payloads) <= 12, len(payloads)  # about 18 bytes an event, 7,900 a payload
+    assert all(len(p.encode()) <= MAX_PAYLOAD_BYTES for p in payloads)
+    heard = [event for p in payloads for event in unpack(json.loads(p))]
+    assert heard == [{"t": tenant, "kind": kind, "id": ident} for tenant, kind, ident in events]
+
+    # The broker hands them out one by one; a malformed item in a pack is dropped alone.
+    sub = broker.subscribe(t)
+    assert broker.wait_listening(5)
+    with psycopg.connect(database_url) as conn:
+        packed = {"t": t, "many": [["ticket", 1], ["bad kind", 2], "junk", ["ticket-3", 3]]}
+        conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, json.dumps(packed)))
+    assert [sub.get(timeout=WAIT), sub.get(timeout=WAIT)] == [
+        {"t": t, "kind": "ticket", "id": 1},
+        {"t": t, "kind": "ticket-3", "id": 3},
+    ]
+    assert sub.get(timeout=0.5) is None
+    with app.app_context(), pytest.raises(ValueError):
+        notify_many(db.session, [(t, "ticket\ndata: forged", 1)])
 
 
 def test_a_slow_subscriber_loses_the_oldest_events_and_is_told_to_resync():

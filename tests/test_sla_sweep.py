@@ -347,7 +347,7 @@ def test_the_sweep_tells_live_pages_and_rings_the_bells(app, demo, database_url)
                 sweep(run_rules=False)
                 heard = []
                 for note in listener.notifies(timeout=2, stop_after=50):
-                    heard.append(json.loads(note.payload))
+                    heard += live.unpack(json.loads(note.payload))
     tenant = demo["demo"]
     assert {"t": tenant, "kind": "ticket", "id": ticket_id} in heard
     assert {"t": tenant, "kind": f"ticket-{ticket_id}", "id": ticket_id} in heard

@@ -54,11 +54,12 @@ WITH breached AS (
 ), recipients AS (
     -- Each changed clock's ticket and people looked up by key (OFFSET 0 keeps the lookups
     -- apart: the planner, guessing far more changed clocks than a sweep meets, would rather
-    -- hash every ticket and every user of the tenants).
+    -- hash every ticket and every user of the tenants; the tenant joins on the clock's
+    -- tenant, so its 20-odd rows are hashed once, not once per changed clock).
     SELECT c.*, u.user_id, tn.key_prefix || '-' || t.number AS ticket_key, t.title
     FROM changed c
+    JOIN tenant tn ON tn.id = c.tenant_id
     JOIN LATERAL (SELECT * FROM ticket t WHERE t.id = c.ticket_id OFFSET 0) t ON true
-    JOIN tenant tn ON tn.id = t.tenant_id
     JOIN LATERAL (
         SELECT u.id AS user_id FROM app_user u
         WHERE u.id = t.assignee_user_id AND u.tenant_id = t.tenant_id AND u.is_active
