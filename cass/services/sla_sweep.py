@@ -176,8 +176,8 @@ FROM unnest(CAST(:tenant_ids AS bigint[]), CAST(:ticket_ids AS bigint[]),
             CAST(:clock_ids AS bigint[]), CAST(:clocks AS text[]), CAST(:levels AS int[]),
             CAST(:roles AS text[]), CAST(:user_ids AS bigint[]))
      AS f(tenant_id, ticket_id, clock_id, clock, level, role, user_id)
-JOIN ticket t ON t.id = f.ticket_id
-JOIN tenant tn ON tn.id = t.tenant_id
+JOIN tenant tn ON tn.id = f.tenant_id
+JOIN ticket t ON t.id = f.ticket_id AND t.tenant_id = f.tenant_id
 JOIN LATERAL (
     SELECT u.id AS user_id FROM app_user u
     WHERE f.role IS NOT NULL AND u.tenant_id = f.tenant_id AND u.role = f.role AND u.is_active
