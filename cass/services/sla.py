@@ -279,6 +279,29 @@ def _rows(result: Any) -> list[ClockRow]:
     return clocks
 
 
+_DUE_ESCALATIONS = _driver_sql(
+    _CLOCKS_SQL
+    + """WHERE c.next_escalation_at <= CAST(:now AS timestamptz)
+  AND c.state IN ('running', 'warning', 'breached')
+ORDER BY c.next_escalation_at
+LIMIT CAST(:limit AS int)
+FOR UPDATE OF c SKIP LOCKED"""
+)
+
+
+def due_escalations(now: datetime, limit: int) -> list[ClockRow]:
+    """Lock and return up to `limit` live clocks whose next escalation level is due, with their
+    targets and calendar versions (one statement; clocks another scheduler holds are skipped)."""
+    return _rows(_run(_DUE_ESCALATIONS, {"now": now, "limit": limit}))
+
+
+def escalated(clocks: list[ClockRow], now: datetime) -> None:
+    """Write clocks whose escalation level was raised (rescheduled here) and their events."""
+    for clock in clocks:
+        _schedule(clock, now)
+    _persist(clocks, now)
+
+
 def _clocks(ticket: Ticket) -> dict[str, ClockRow]:
     """Read the ticket's clocks with their targets and calendar versions, in one statement."""
     rows = _rows(_run(_TICKET_CLOCKS, {"ticket": ticket.id}))
@@ -380,7 +403,9 @@ def event_row(clock: SlaClock, kind: str, at: datetime, **detail: Any) -> SlaEve
     )
 
 
-def _event(clock: Any, kind: str, at: datetime, **detail: Any) -> None:
+def add_event(clock: Any, kind: str, at: datetime, **detail: Any) -> None:
+    """Record an event of the clock: kept with a ClockRow for its next write, added to the
+    session for a mapped clock."""
     if isinstance(clock, ClockRow):
         clock.pending_events.append(
             {
@@ -401,7 +426,8 @@ def reschedule(clock: SlaClock, now: datetime) -> None:
     _schedule(clock, now)
 
 
-def _targets_of(clock: SlaClock) -> SlaTarget | None:
+def terms_of(clock: SlaClock) -> SlaTarget | None:
+    """Return the clock's target as it was read with the clock (or read it now)."""
     terms = clock.__dict__.get("_sla_terms")
     if terms is not None and (terms[0] is None or terms[0].id == clock.target_id):
         return terms[0]
@@ -416,7 +442,7 @@ def _version_of(clock: SlaClock) -> int | None:
 def _schedule(clock: SlaClock, now: datetime, fresh: bool = False) -> None:
     """Compute warn, due and next-escalation instants; `fresh` re-judges past warnings/breaches."""
     cal = calendar(clock.calendar_id, _version_of(clock))
-    target = _targets_of(clock)
+    target = terms_of(clock)
     credit = timedelta(seconds=clock.paused_seconds)
     budget = timedelta(minutes=clock.target_minutes)
     warn_percent = target.warn_percent if target else 80
@@ -459,7 +485,7 @@ def _start(
     clock.escalation_level = 0
     clock.state = "running"
     _schedule(clock, now)
-    _event(clock, "started", now, due_at=clock.due_at.isoformat() if clock.due_at else None)
+    add_event(clock, "started", now, due_at=clock.due_at.isoformat() if clock.due_at else None)
     return clock
 
 
@@ -470,7 +496,7 @@ def _pause(clock: SlaClock, now: datetime, why: str) -> None:
     clock.paused_since = now
     clock.next_escalation_at = None
     clock.updated_at = now
-    _event(clock, "paused", now, status=why)
+    add_event(clock, "paused", now, status=why)
 
 
 def _resume(clock: SlaClock, now: datetime, since: datetime | None = None) -> None:
@@ -483,7 +509,7 @@ def _resume(clock: SlaClock, now: datetime, since: datetime | None = None) -> No
     clock.stopped_at = None
     clock.state = "running"
     _schedule(clock, now)
-    _event(
+    add_event(
         clock,
         "resumed",
         now,
@@ -508,11 +534,11 @@ def _stop(clock: SlaClock, now: datetime, cancel: bool = False) -> None:
     else:
         clock.state = "met"
     clock.updated_at = now
-    _event(clock, clock.state if clock.state != "breached" else "stopped_late", now)
+    add_event(clock, clock.state if clock.state != "breached" else "stopped_late", now)
 
 
 def _pauses(clock: SlaClock, status: str) -> bool:
-    target = _targets_of(clock)
+    target = terms_of(clock)
     statuses = target.pause_statuses if target else ["on_hold"]
     return status in statuses
 
@@ -628,7 +654,7 @@ def recompute(ticket: Ticket, now: datetime | None = None, reason: str = "policy
             late = clock.due_at is not None and clock.stopped_at > clock.due_at
             clock.state = "breached" if late else "met"
             clock.breached_at = clock.due_at if late else None
-        _event(
+        add_event(
             clock,
             "recomputed",
             now,

@@ -8,7 +8,6 @@ grows with the clocks that change, not with the open tickets. Runs as the owning
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,7 +17,6 @@ from sqlalchemy import select, text
 
 from cass.extensions import db
 from cass.models import (
-    BusinessCalendar,
     SlaClock,
     SlaTarget,
     Ticket,
@@ -152,19 +150,12 @@ def ring_bells(pairs: Any) -> None:
         live.notify_many(db.session, ((t, f"bell-{u}", u) for t, u in sorted(map(tuple, pairs))))
 
 
-def _levels(target: SlaTarget | None) -> list[dict[str, Any]]:
+def _levels(target: Any) -> list[dict[str, Any]]:
     return sorted(target.escalations if target else [], key=lambda e: e["percent"])
 
 
-# The escalations that only notify, all at once: one event per clock, and for each clock's
-# level its role's active users and its user, in-app and by e-mail, once per level.
-ESCALATED_EVENTS_SQL = """
-INSERT INTO sla_event (tenant_id, ticket_id, clock, kind, at, detail)
-SELECT e.tenant_id, e.ticket_id, e.clock, 'escalated', :now, e.detail
-FROM unnest(CAST(:tenant_ids AS bigint[]), CAST(:ticket_ids AS bigint[]),
-            CAST(:clocks AS text[]), CAST(:details AS jsonb[]))
-     AS e(tenant_id, ticket_id, clock, detail)
-"""
+# The escalations that only notify, all at once: for each clock's level its role's active users
+# and its user, in-app and by e-mail, once per level.
 ESCALATED_NOTIFICATIONS_SQL = """
 INSERT INTO notification (tenant_id, user_id, channel, kind, subject, body, ticket_id,
                           urgent, dedup_key)
@@ -193,69 +184,37 @@ RETURNING tenant_id, user_id, channel
 def escalate(now: datetime, limit: int = 500) -> int:
     """Fire every escalation level that is due, each once.
 
-    Levels that only notify (the defaults) fire together: the due clocks locked in one
-    statement (skipping any another scheduler holds), rescheduled, and their events and
-    notifications written in one statement each, one commit. Levels that raise the priority
-    or reassign go through the ticket services one clock at a time, in the ticket's tenant.
+    Levels that only notify (the defaults) fire together: the due clocks locked and read in one
+    statement (skipping any another scheduler holds), their levels raised and rescheduled, the
+    clocks and their events written in one statement, their notifications in one more, one
+    commit. Levels that raise the priority or reassign go through the ticket services one clock
+    at a time, in the ticket's tenant.
     """
     from cass.services import sla
 
-    clocks = db.session.scalars(
-        select(SlaClock)
-        .where(
-            SlaClock.next_escalation_at <= now,
-            SlaClock.state.in_(("running", "warning", "breached")),
-        )
-        .order_by(SlaClock.next_escalation_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
-    if not clocks:
-        db.session.rollback()
-        return 0
-    targets = {
-        t.id: t
-        for t in db.session.scalars(
-            select(SlaTarget).where(SlaTarget.id.in_({c.target_id for c in clocks if c.target_id}))
-        )
-    }
-    versions: dict[int, int] = dict(
-        db.session.execute(
-            select(BusinessCalendar.id, BusinessCalendar.version).where(
-                BusinessCalendar.id.in_({c.calendar_id for c in clocks if c.calendar_id})
-            )
-        ).all()
-    )
+    clocks = sla.due_escalations(now, limit)
     acting: list[tuple[int, int]] = []
-    fired: list[tuple[SlaClock, dict[str, Any]]] = []
+    fired: list[tuple[sla.ClockRow, dict[str, Any]]] = []
     for clock in clocks:
-        target = targets.get(clock.target_id) if clock.target_id else None
-        levels = _levels(target)
+        levels = _levels(sla.terms_of(clock))
         level = levels[clock.escalation_level] if clock.escalation_level < len(levels) else {}
         if level.get("raise_priority") or level.get("reassign_user_id"):
             acting.append((clock.id, clock.tenant_id))
             continue
-        # Handed its target and calendar version, rescheduling the clock needs no query.
-        sla._remember(clock, target, versions.get(clock.calendar_id))
         clock.escalation_level += 1
-        sla.reschedule(clock, now)
+        sla.add_event(clock, "escalated", now, level=clock.escalation_level, **level)
         fired.append((clock, level))
-    if fired:
-        db.session.flush()  # the clocks
-        columns = {
-            "tenant_ids": [c.tenant_id for c, _ in fired],
-            "ticket_ids": [c.ticket_id for c, _ in fired],
-            "clocks": [c.clock for c, _ in fired],
-        }
-        details = [
-            json.dumps({"level": c.escalation_level, **level}, default=str) for c, level in fired
-        ]
-        db.session.execute(text(ESCALATED_EVENTS_SQL), {**columns, "details": details, "now": now})
+    if not fired:
+        db.session.rollback()  # the locks of any acting clocks, which go one by one below
+    else:
+        sla.escalated([clock for clock, _ in fired], now)
         queued = db.session.execute(
             text(ESCALATED_NOTIFICATIONS_SQL),
             {
-                **columns,
+                "tenant_ids": [c.tenant_id for c, _ in fired],
+                "ticket_ids": [c.ticket_id for c, _ in fired],
                 "clock_ids": [c.id for c, _ in fired],
+                "clocks": [c.clock for c, _ in fired],
                 "levels": [c.escalation_level for c, _ in fired],
                 "roles": [level.get("notify_role") for _, level in fired],
                 "user_ids": [
@@ -265,7 +224,7 @@ def escalate(now: datetime, limit: int = 500) -> int:
             },
         )
         ring_bells({(r.tenant_id, r.user_id) for r in queued if r.channel == "in_app"})
-    db.session.commit()
+        db.session.commit()
     return len(fired) + sum(_escalate_one(i, t, now) for i, t in acting)
 
 
