@@ -246,3 +246,37 @@ def test_bulk_changes_move_the_clocks_too(app, demo, transition):
         assert {clock(t, "resolution").state for t in made} == {"running"}
         bulk.bulk_priority(manager, ids, "P4")
         assert {clock(t, "resolution").target_minutes for t in made} == {3000}
+
+
+def test_a_ticket_read_by_key_brings_its_clocks_in_the_same_round_trip(app, demo, monkeypatch):
+    """by_key's select carries the clocks' select; the first read uses them, a later one reads
+    again (and sees what the transaction wrote since)."""
+    reads: list[dict] = []
+    run = sla._run
+
+    def counting(statement, params):
+        if statement in (sla._TICKET_CLOCKS, sla._NUMBER_CLOCKS):
+            reads.append(params)
+        return run(statement, params)
+
+    monkeypatch.setattr(sla, "_run", counting)
+    with app.app_context(), tenant_context(demo["demo"]):
+        agent = user("agent@demo.test")
+        made = new_ticket("P3")
+        restart(made, at(0, 9))
+        key = tickets.format_key(tickets.tenant_prefix(), made.number)
+        db.session.commit()
+
+        ticket = tickets.by_key(agent, key)
+        assert [c.clock for c in sla.clocks_of(ticket)] == ["first_response", "resolution"]
+        assert reads == []  # they came with the ticket
+        move(ticket, "on_hold", at(0, 10))  # reads them again: the prefetch is used once
+        assert len(reads) == 1
+        assert {c.clock: c.state for c in sla.clocks_of(ticket)}["resolution"] == "paused"
+        db.session.commit()
+
+        # A new transaction does not use what an earlier one prefetched.
+        ticket = tickets.by_key(agent, key)
+        db.session.rollback()
+        assert {c.clock: c.state for c in sla.clocks_of(ticket)}["resolution"] == "paused"
+        assert len(reads) == 3  # what the rolled-back transaction brought is not used

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import wraps
 from typing import Any, TypeVar
 
+from flask import g, has_app_context
 from psycopg.rows import namedtuple_row
 from sqlalchemy import select
 
@@ -30,6 +32,7 @@ from cass.models import (
     SlaTarget,
     Ticket,
 )
+from cass.pool import alongside
 
 F = TypeVar("F", bound=Callable[..., Any])
 STOPPED = ("met", "cancelled")
@@ -268,15 +271,42 @@ LEFT JOIN business_calendar b ON b.id = c.calendar_id
 _TICKET_CLOCKS = _driver_sql(_CLOCKS_SQL + " WHERE c.ticket_id = CAST(:ticket AS bigint)")
 
 
+# The same, for the ticket with a number (in the tenant), to ride with the ticket's own select.
+_NUMBER_CLOCKS = _driver_sql(
+    _CLOCKS_SQL  # noqa: S608 (fixed SQL)
+    + """WHERE c.ticket_id = (
+    SELECT t.id FROM ticket t
+    WHERE t.tenant_id = CAST(:tenant AS bigint) AND t.number = CAST(:number AS int)
+)"""
+)
+PREFETCHED = "sla_prefetched_clocks"  # in flask.g: {(session transaction, ticket id): rows}
+
+
 def _rows(result: Any) -> list[ClockRow]:
+    """Turn rows of _CLOCKS_SQL (tuples or named) into clock rows with their terms."""
+    n = len(CLOCK_COLUMNS)
     clocks = []
     for row in result:
-        clock = ClockRow(*row[: len(CLOCK_COLUMNS)])
+        clock = ClockRow(*row[:n])
         clock.loaded = clock.values()
-        terms = Terms(*row[len(CLOCK_COLUMNS) : len(CLOCK_COLUMNS) + 7]) if row.t_id else None
-        _remember(clock, terms, row.calendar_version)  # type: ignore[arg-type]
+        terms = Terms(*row[n : n + 7]) if row[n] else None
+        _remember(clock, terms, row[n + 7])  # type: ignore[arg-type]
         clocks.append(clock)
     return clocks
+
+
+@contextmanager
+def clocks_alongside(tenant_id: int | None, number: int) -> Iterator[None]:
+    """Read the clocks of ticket `number` with the next statement the block sends (the ticket's
+    own select), in its round trip; the ticket's first clock read in this transaction uses them."""
+    if tenant_id is None or not has_app_context():
+        yield
+        return
+    params = {"tenant": tenant_id, "number": number}
+    with alongside(db.session.connection(), _NUMBER_CLOCKS, params) as rows:
+        yield
+    if rows:  # none: the select did not ride, or the ticket has no clocks; read as usual
+        g.setdefault(PREFETCHED, {})[db.session().get_transaction(), rows[0][2]] = rows
 
 
 _DUE_ESCALATIONS = _driver_sql(
@@ -303,9 +333,14 @@ def escalated(clocks: list[ClockRow], now: datetime) -> None:
 
 
 def _clocks(ticket: Ticket) -> dict[str, ClockRow]:
-    """Read the ticket's clocks with their targets and calendar versions, in one statement."""
-    rows = _rows(_run(_TICKET_CLOCKS, {"ticket": ticket.id}))
-    return {clock.clock: clock for clock in rows}
+    """Read the ticket's clocks with their targets and calendar versions, in one statement
+    (none when they came with the ticket's select in this transaction: used once, as a later
+    read must see what this transaction wrote since)."""
+    found = g.get(PREFETCHED) if has_app_context() else None
+    rows = found.pop((db.session().get_transaction(), ticket.id), None) if found else None
+    if rows is None:
+        rows = _run(_TICKET_CLOCKS, {"ticket": ticket.id})
+    return {clock.clock: clock for clock in _rows(rows)}
 
 
 _STORED = ", ".join(
@@ -338,7 +373,9 @@ WITH v AS (
     SELECT * FROM jsonb_to_recordset(CAST(:clocks AS jsonb)) AS v({_STORED})
 ), updated AS (
     UPDATE sla_clock c SET {", ".join(f"{n} = v.{n}" for n in _WRITTEN)}, updated_at = :now
-    FROM v WHERE v.id IS NOT NULL AND c.id = v.id
+    -- The ids again as an array: the planner takes jsonb_to_recordset for 100 rows, and would
+    -- hash-join a sequential scan of a small clock table rather than look each id up.
+    FROM v WHERE c.id = ANY(CAST(:ids AS bigint[])) AND c.id = v.id
     RETURNING c.id
 ), inserted AS (
     INSERT INTO sla_clock ({", ".join(_WRITTEN)}, updated_at)
@@ -367,6 +404,7 @@ def _persist(clocks: Iterable[ClockRow], now: datetime) -> None:
         _PERSIST_SQL,
         {
             "clocks": _json([dict(zip(CLOCK_COLUMNS, c.values(), strict=True)) for c in changed]),
+            "ids": [c.id for c in changed if c.id is not None],
             "events": _json(events),
             "now": now,
         },

@@ -100,7 +100,10 @@ def by_key(actor: User, key: str) -> Ticket | None:
     match = KEY_RE.match(key.strip().upper())
     if not match or match.group(1) != tenant_prefix():
         return None
-    return db.session.scalars(visible(actor).where(Ticket.number == int(match.group(2)))).first()
+    number = int(match.group(2))
+    # Its SLA clocks come in the same round trip: a change or the ticket's page reads them next.
+    with sla.clocks_alongside(current_tenant_id(), number):
+        return db.session.scalars(visible(actor).where(Ticket.number == number)).first()
 
 
 def snapshot(ticket: Ticket) -> dict[str, Any]:
