@@ -280,3 +280,24 @@ def test_a_ticket_read_by_key_brings_its_clocks_in_the_same_round_trip(app, demo
         db.session.rollback()
         assert {c.clock: c.state for c in sla.clocks_of(ticket)}["resolution"] == "paused"
         assert len(reads) == 3  # what the rolled-back transaction brought is not used
+
+
+def test_a_new_tickets_policy_comes_in_its_inserts_round_trip(app, demo, monkeypatch):
+    """tickets.create reads the SLA policy with the ticket's INSERT, not after it."""
+    plans: list[dict] = []
+    run = sla._run
+
+    def counting(statement, params):
+        if statement == sla._PLAN_SQL:
+            plans.append(params)
+        return run(statement, params)
+
+    monkeypatch.setattr(sla, "_run", counting)
+    with app.app_context(), tenant_context(demo["demo"]):
+        ticket = new_ticket("P1")
+        assert plans == []
+        started = {c.clock for c in sla.clocks_of(ticket)}
+        assert started == {"first_response", "on_site", "resolution"}
+        # Another read of the same terms in the transaction reads again (the ride is used once).
+        sla.recompute(ticket)
+        assert len(plans) == 1

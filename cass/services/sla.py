@@ -175,30 +175,56 @@ LEFT JOIN fallback f ON true
 """)
 
 
+def _plan_params(ticket: Ticket) -> dict[str, Any]:
+    return {
+        "tenant": ticket.tenant_id,
+        "priority": ticket.priority,
+        "site": ticket.site_id,
+        "category": ticket.category,
+        "charger": ticket.charger_id,
+    }
+
+
+PLANNED = "sla_prefetched_plans"  # in flask.g: {(session transaction, plan params): rows}
+
+
+@contextmanager
+def plan_alongside(ticket: Ticket) -> Iterator[None]:
+    """Read the policy the ticket matches with the next statement the block sends (e.g. the
+    ticket's own INSERT), in its round trip; plan_for() of the same terms in this transaction
+    uses it once."""
+    if ticket.tenant_id is None or not has_app_context():
+        yield
+        return
+    params = _plan_params(ticket)
+    with alongside(db.session.connection(), _PLAN_SQL, params) as rows:
+        yield
+    if rows:  # none: the select did not ride, or no policy matched; read as usual
+        key = (db.session().get_transaction(), tuple(params.values()))
+        g.setdefault(PLANNED, {})[key] = rows
+
+
 def plan_for(ticket: Ticket) -> _Plan:
     """Read the matching policy's targets and the calendars they use, in one statement (a
-    policy always has a target: the admin refuses one without)."""
-    rows = _run(
-        _PLAN_SQL,
-        {
-            "tenant": ticket.tenant_id,
-            "priority": ticket.priority,
-            "site": ticket.site_id,
-            "category": ticket.category,
-            "charger": ticket.charger_id,
-        },
-    )
+    policy always has a target: the admin refuses one without), unless it came along already."""
+    params = _plan_params(ticket)
+    found = g.get(PLANNED) if has_app_context() else None
+    key = (db.session().get_transaction(), tuple(params.values()))
+    rows = found.pop(key, None) if found else None
+    if rows is None:
+        rows = _run(_PLAN_SQL, params)
     versions: dict[int, int] = {}
     targets: dict[str, Terms] = {}
     default_id = policy_id = None
+    # By position: the rows come as named tuples from _run, as plain ones from a ride-along.
     for row in rows:
-        policy_id = row.policy_id
-        targets[row.clock] = Terms(*row[:7])
-        if row.calendar_id is not None:
-            versions[row.calendar_id] = row.own_version
-        default_id = row.default_id
+        policy_id = row[10]
+        targets[row[1]] = Terms(*row[:7])
+        if row[3] is not None:
+            versions[row[3]] = row[7]
+        default_id = row[8]
         if default_id is not None:
-            versions[default_id] = row.default_version
+            versions[default_id] = row[9]
     return _Plan(targets, default_id, versions, policy_id)  # type: ignore[arg-type]
 
 

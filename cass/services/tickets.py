@@ -7,6 +7,8 @@ ticket's version (optimistic locking) and notifies live pages on commit.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -143,11 +145,18 @@ def _notify(ticket: Ticket) -> None:
 
 def save_change(ticket: Ticket, changed: bool = True) -> None:
     """Flush, notify live pages and commit; a lost race on the version becomes StaleTicket."""
-    try:
+    with _stale_as_error(ticket):
         db.session.flush()
         if changed:
             _notify(ticket)
         db.session.commit()
+
+
+@contextmanager
+def _stale_as_error(ticket: Ticket) -> Iterator[None]:
+    """Turn a lost race on the ticket's version into StaleTicket (with the fresh ticket)."""
+    try:
+        yield
     except StaleDataError as exc:
         db.session.rollback()
         fresh = db.session.get(Ticket, ticket.id, populate_existing=True)
@@ -216,7 +225,8 @@ def create(actor: User | None, new: NewTicket) -> Ticket:
         dedup_key=new.dedup_key,
     )
     db.session.add(ticket)
-    db.session.flush()
+    with sla.plan_alongside(ticket):  # its SLA policy comes in the INSERT's round trip
+        db.session.flush()
     sla.on_created(ticket, datetime.now(UTC))
     _event(ticket, actor, "created", "status", None, "new")
     audit(actor.id if actor else None, "ticket", ticket.id, "create", None, snapshot(ticket))
@@ -272,6 +282,9 @@ def update_fields(
     if changed:
         _touch(ticket)
         if any(before[name] != getattr(ticket, name) for name in SLA_FIELDS):
+            # The ticket's UPDATE goes now, with its new SLA policy in the same round trip.
+            with _stale_as_error(ticket), sla.plan_alongside(ticket):
+                db.session.flush()
             sla.recompute(ticket, reason="priority or category changed")
         audit(actor.id, "ticket", ticket.id, "update", before, snapshot(ticket))
         save_change(ticket)
