@@ -28,7 +28,6 @@ from cass.models import (
     BusinessCalendar,
     CalendarHoliday,
     SlaClock,
-    SlaEvent,
     SlaTarget,
     Ticket,
 )
@@ -185,34 +184,42 @@ def _plan_params(ticket: Ticket) -> dict[str, Any]:
     }
 
 
-PLANNED = "sla_prefetched_plans"  # in flask.g: {(session transaction, plan params): rows}
+RODE_ALONG = "sla_rode_along"  # in flask.g: {(session transaction, key): rows}
 
 
 @contextmanager
-def plan_alongside(ticket: Ticket) -> Iterator[None]:
-    """Read the policy the ticket matches with the next statement the block sends (e.g. the
-    ticket's own INSERT), in its round trip; plan_for() of the same terms in this transaction
-    uses it once."""
-    if ticket.tenant_id is None or not has_app_context():
+def _ride_along(key: tuple[Any, ...], sql: str, params: dict[str, Any]) -> Iterator[None]:
+    """Send `sql` with the next statement the block sends, in its round trip; keep its rows for
+    _rows_for(key) in this transaction (none kept: it did not ride, or found nothing)."""
+    if not has_app_context():
         yield
         return
-    params = _plan_params(ticket)
-    with alongside(db.session.connection(), _PLAN_SQL, params) as rows:
+    with alongside(db.session.connection(), sql, params) as rows:
         yield
-    if rows:  # none: the select did not ride, or no policy matched; read as usual
-        key = (db.session().get_transaction(), tuple(params.values()))
-        g.setdefault(PLANNED, {})[key] = rows
+    if rows:
+        g.setdefault(RODE_ALONG, {})[db.session().get_transaction(), key] = rows
+
+
+def _rows_for(key: tuple[Any, ...], sql: str, params: dict[str, Any]) -> list[Any]:
+    """Return the rows that rode along for `key` in this transaction, once (a later read must
+    see what the transaction wrote since), else run `sql`."""
+    kept = g.get(RODE_ALONG) if has_app_context() else None
+    rows = kept.pop((db.session().get_transaction(), key), None) if kept else None
+    return _run(sql, params) if rows is None else rows
+
+
+def plan_alongside(ticket: Ticket) -> Any:
+    """Read the policy the ticket matches with the next statement the block sends (e.g. the
+    ticket's own INSERT), in its round trip; plan_for() of the same terms uses it once."""
+    params = _plan_params(ticket)
+    return _ride_along(("plan", *params.values()), _PLAN_SQL, params)
 
 
 def plan_for(ticket: Ticket) -> _Plan:
     """Read the matching policy's targets and the calendars they use, in one statement (a
     policy always has a target: the admin refuses one without), unless it came along already."""
     params = _plan_params(ticket)
-    found = g.get(PLANNED) if has_app_context() else None
-    key = (db.session().get_transaction(), tuple(params.values()))
-    rows = found.pop(key, None) if found else None
-    if rows is None:
-        rows = _run(_PLAN_SQL, params)
+    rows = _rows_for(("plan", *params.values()), _PLAN_SQL, params)
     versions: dict[int, int] = {}
     targets: dict[str, Terms] = {}
     default_id = policy_id = None
@@ -305,7 +312,6 @@ _NUMBER_CLOCKS = _driver_sql(
     WHERE t.tenant_id = CAST(:tenant AS bigint) AND t.number = CAST(:number AS int)
 )"""
 )
-PREFETCHED = "sla_prefetched_clocks"  # in flask.g: {(session transaction, ticket id): rows}
 
 
 def _rows(result: Any) -> list[ClockRow]:
@@ -321,34 +327,40 @@ def _rows(result: Any) -> list[ClockRow]:
     return clocks
 
 
-@contextmanager
-def clocks_alongside(tenant_id: int | None, number: int) -> Iterator[None]:
+def clocks_alongside(tenant_id: int | None, number: int) -> Any:
     """Read the clocks of ticket `number` with the next statement the block sends (the ticket's
     own select), in its round trip; the ticket's first clock read in this transaction uses them."""
-    if tenant_id is None or not has_app_context():
-        yield
-        return
     params = {"tenant": tenant_id, "number": number}
-    with alongside(db.session.connection(), _NUMBER_CLOCKS, params) as rows:
-        yield
-    if rows:  # none: the select did not ride, or the ticket has no clocks; read as usual
-        g.setdefault(PREFETCHED, {})[db.session().get_transaction(), rows[0][2]] = rows
+    return _ride_along(("clocks", tenant_id, number), _NUMBER_CLOCKS, params)
 
 
 _DUE_ESCALATIONS = _driver_sql(
     _CLOCKS_SQL
     + """WHERE c.next_escalation_at <= CAST(:now AS timestamptz)
   AND c.state IN ('running', 'warning', 'breached')
+  AND (CAST(:clock AS bigint) IS NULL OR c.id = CAST(:clock AS bigint))
 ORDER BY c.next_escalation_at
 LIMIT CAST(:limit AS int)
 FOR UPDATE OF c SKIP LOCKED"""
 )
 
 
-def due_escalations(now: datetime, limit: int) -> list[ClockRow]:
-    """Lock and return up to `limit` live clocks whose next escalation level is due, with their
-    targets and calendar versions (one statement; clocks another scheduler holds are skipped)."""
-    return _rows(_run(_DUE_ESCALATIONS, {"now": now, "limit": limit}))
+def due_escalations(now: datetime, limit: int, clock_id: int | None = None) -> list[ClockRow]:
+    """Lock and return up to `limit` live clocks (or clock `clock_id`) whose next escalation level
+    is due, with their targets and calendar versions (one statement; clocks another scheduler
+    holds are skipped)."""
+    return _rows(_run(_DUE_ESCALATIONS, {"now": now, "limit": limit, "clock": clock_id}))
+
+
+def escalation_levels(target: Any) -> list[dict[str, Any]]:
+    """Return a target's escalation levels, lowest percent first."""
+    return sorted(target.escalations if target else [], key=lambda e: e.get("percent", 100))
+
+
+def next_level(clock: ClockRow) -> dict[str, Any]:
+    """Return the escalation level the clock fires next ({} past its last)."""
+    levels = escalation_levels(terms_of(clock))
+    return levels[clock.escalation_level] if clock.escalation_level < len(levels) else {}
 
 
 def escalated(clocks: list[ClockRow], now: datetime) -> None:
@@ -362,10 +374,8 @@ def _clocks(ticket: Ticket) -> dict[str, ClockRow]:
     """Read the ticket's clocks with their targets and calendar versions, in one statement
     (none when they came with the ticket's select in this transaction: used once, as a later
     read must see what this transaction wrote since)."""
-    found = g.get(PREFETCHED) if has_app_context() else None
-    rows = found.pop((db.session().get_transaction(), ticket.id), None) if found else None
-    if rows is None:
-        rows = _run(_TICKET_CLOCKS, {"ticket": ticket.id})
+    key = ("clocks", ticket.tenant_id, ticket.number)
+    rows = _rows_for(key, _TICKET_CLOCKS, {"ticket": ticket.id})
     return {clock.clock: clock for clock in _rows(rows)}
 
 
@@ -455,39 +465,18 @@ def _remember(clock: SlaClock, target: SlaTarget | None, version: int | None) ->
     clock.__dict__["_sla_terms"] = (target, version)
 
 
-def event_row(clock: SlaClock, kind: str, at: datetime, **detail: Any) -> SlaEvent:
-    """Return an event of the clock (not yet added to the session)."""
-    return SlaEvent(
-        tenant_id=clock.tenant_id,
-        ticket_id=clock.ticket_id,
-        clock=clock.clock,
-        kind=kind,
-        at=at,
-        detail=detail,
+def add_event(clock: ClockRow, kind: str, at: datetime, **detail: Any) -> None:
+    """Record an event of the clock, written with the clock by its next _persist()."""
+    clock.pending_events.append(
+        {
+            "tenant_id": clock.tenant_id,
+            "ticket_id": clock.ticket_id,
+            "clock": clock.clock,
+            "kind": kind,
+            "at": at,
+            "detail": detail,
+        }
     )
-
-
-def add_event(clock: Any, kind: str, at: datetime, **detail: Any) -> None:
-    """Record an event of the clock: kept with a ClockRow for its next write, added to the
-    session for a mapped clock."""
-    if isinstance(clock, ClockRow):
-        clock.pending_events.append(
-            {
-                "tenant_id": clock.tenant_id,
-                "ticket_id": clock.ticket_id,
-                "clock": clock.clock,
-                "kind": kind,
-                "at": at,
-                "detail": detail,
-            }
-        )
-    else:
-        db.session.add(event_row(clock, kind, at, **detail))
-
-
-def reschedule(clock: SlaClock, now: datetime) -> None:
-    """Recompute a clock's warning, due and next-escalation instants (e.g. after a level fired)."""
-    _schedule(clock, now)
 
 
 def terms_of(clock: SlaClock) -> SlaTarget | None:
@@ -512,7 +501,7 @@ def _schedule(clock: SlaClock, now: datetime, fresh: bool = False) -> None:
     warn_percent = target.warn_percent if target else 80
     clock.due_at = cal.add(clock.started_at, budget + credit)
     clock.warn_at = cal.add(clock.started_at, budget * warn_percent / 100 + credit)
-    levels = sorted((target.escalations if target else []), key=lambda e: e.get("percent", 100))
+    levels = escalation_levels(target)
     if clock.escalation_level < len(levels):
         share = levels[clock.escalation_level].get("percent", 100) / 100
         clock.next_escalation_at = cal.add(clock.started_at, budget * share + credit)

@@ -16,13 +16,7 @@ from typing import Any
 from sqlalchemy import select, text
 
 from cass.extensions import db
-from cass.models import (
-    SlaClock,
-    SlaTarget,
-    Ticket,
-    User,
-    WorkflowRule,
-)
+from cass.models import Ticket, User, WorkflowRule
 from cass.tenancy import tenant_context
 
 log = logging.getLogger("cass.sla")
@@ -129,16 +123,14 @@ def live_notify_all(tickets: set[tuple[int, int]]) -> None:
     redraw whole on it, whichever ticket it names), not one per ticket as single writes send."""
     from cass import live
 
+    ordered = sorted(tickets)
     first: dict[int, int] = {}
-    for tenant_id, ticket_id in sorted(tickets):
+    for tenant_id, ticket_id in ordered:
         first.setdefault(tenant_id, ticket_id)
     live.notify_many(
         db.session,
         [(tenant_id, "ticket", ticket_id) for tenant_id, ticket_id in first.items()]
-        + [
-            (tenant_id, f"ticket-{ticket_id}", ticket_id)
-            for tenant_id, ticket_id in sorted(tickets)
-        ],
+        + [(tenant_id, f"ticket-{ticket_id}", ticket_id) for tenant_id, ticket_id in ordered],
     )
 
 
@@ -148,10 +140,6 @@ def ring_bells(pairs: Any) -> None:
 
     if pairs:
         live.notify_many(db.session, ((t, f"bell-{u}", u) for t, u in sorted(map(tuple, pairs))))
-
-
-def _levels(target: Any) -> list[dict[str, Any]]:
-    return sorted(target.escalations if target else [], key=lambda e: e["percent"])
 
 
 # The escalations that only notify, all at once: for each clock's level its role's active users
@@ -196,8 +184,7 @@ def escalate(now: datetime, limit: int = 500) -> int:
     acting: list[tuple[int, int]] = []
     fired: list[tuple[sla.ClockRow, dict[str, Any]]] = []
     for clock in clocks:
-        levels = _levels(sla.terms_of(clock))
-        level = levels[clock.escalation_level] if clock.escalation_level < len(levels) else {}
+        level = sla.next_level(clock)
         if level.get("raise_priority") or level.get("reassign_user_id"):
             acting.append((clock.id, clock.tenant_id))
             continue
@@ -233,27 +220,23 @@ def _escalate_one(clock_id: int, tenant_id: int, now: datetime) -> int:
     from cass.services import sla
 
     with tenant_context(tenant_id):
-        clock = db.session.scalar(
-            select(SlaClock).where(SlaClock.id == clock_id).with_for_update(skip_locked=True)
-        )
-        if clock is None or clock.next_escalation_at is None or clock.next_escalation_at > now:
+        locked = sla.due_escalations(now, 1, clock_id)
+        if not locked:
             return 0  # taken by another scheduler, or moved meanwhile
-        target = db.session.get(SlaTarget, clock.target_id) if clock.target_id else None
-        levels = _levels(target)
-        level = levels[clock.escalation_level] if clock.escalation_level < len(levels) else {}
+        clock = locked[0]
+        level = sla.next_level(clock)
         ticket = db.session.get(Ticket, clock.ticket_id)
         clock.escalation_level += 1
-        sla.reschedule(clock, now)
-        db.session.add(
-            sla.event_row(clock, "escalated", now, level=clock.escalation_level, **level)
-        )
+        sla.add_event(clock, "escalated", now, level=clock.escalation_level, **level)
+        # Written before the level acts: a raised priority recomputes from this clock.
+        sla.escalated([clock], now)
         if ticket is not None:
             _act(ticket, clock, level, now)
         db.session.commit()
         return 1
 
 
-def _act(ticket: Ticket, clock: SlaClock, level: dict[str, Any], now: datetime) -> None:
+def _act(ticket: Ticket, clock: Any, level: dict[str, Any], now: datetime) -> None:
     """Carry out one escalation level: notify a role or user, raise priority, reassign."""
     from cass.services import notifications, tickets
     from cass.services.workflow import SYSTEM
