@@ -45,11 +45,19 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=True, default=str)
 
 
+def _short(ident: str | int) -> str | int:
+    return ident[:MAX_IDENT_CHARS] if isinstance(ident, str) else ident
+
+
+def _check_kind(kind: str) -> None:
+    if not KIND_RE.fullmatch(kind):
+        # The kind becomes the SSE event name: it must stay one safe line.
+        raise ValueError(f"invalid live event kind {kind!r}")
+
+
 def build_payload(tenant_id: int, kind: str, ident: str | int, extra: dict[str, Any]) -> str:
     """Return the event's JSON, dropping extras (listed in "truncated") that would not fit."""
-    if isinstance(ident, str) and len(ident) > MAX_IDENT_CHARS:
-        ident = ident[:MAX_IDENT_CHARS]
-    base: dict[str, Any] = {"t": tenant_id, "kind": kind, "id": ident}
+    base: dict[str, Any] = {"t": tenant_id, "kind": kind, "id": _short(ident)}
     # The routing keys always win: an extra named "t" must not redirect the event.
     extras = {k: v for k, v in extra.items() if k not in base}
     payload = _dumps({**base, **extras})
@@ -75,9 +83,7 @@ def notify(
     """Queue a live event in the caller's transaction; Postgres sends it only on commit."""
     if isinstance(tenant_id, bool) or not isinstance(tenant_id, int):
         raise TypeError(f"tenant_id must be an int, got {type(tenant_id).__name__}")
-    if not KIND_RE.fullmatch(kind):
-        # The kind becomes the SSE event name: it must stay one safe line.
-        raise ValueError(f"invalid live event kind {kind!r}")
+    _check_kind(kind)
     try:
         payload = build_payload(tenant_id, kind, ident, extra)
     except (TypeError, ValueError):  # e.g. a circular extra; the event still goes out
@@ -103,11 +109,8 @@ def notify_many(session: Any, events: Iterable[tuple[int, str, str | int]]) -> N
     """
     grouped: dict[int, list[list[Any]]] = {}
     for tenant_id, kind, ident in events:
-        if not KIND_RE.fullmatch(kind):
-            raise ValueError(f"invalid live event kind {kind!r}")
-        if isinstance(ident, str):
-            ident = ident[:MAX_IDENT_CHARS]
-        grouped.setdefault(tenant_id, []).append([kind, ident])
+        _check_kind(kind)
+        grouped.setdefault(tenant_id, []).append([kind, _short(ident)])
     payloads = []
     for tenant_id, items in grouped.items():
         if len(items) == 1:
