@@ -28,6 +28,8 @@ class Tenant(db.Model):
     ocpp_autoregister_prefix: Mapped[str | None] = mapped_column(String(40))
     # Signs events pushed by the tenant's other CSMS (HMAC-SHA256); unset, the endpoint refuses.
     csms_secret: Mapped[str | None] = mapped_column(String(128))
+    # The IANA zone reports and CSV exports show times in, and whose days they count.
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
 
 
 class TenantOwned:
