@@ -52,6 +52,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     from cass.navigation import init_navigation
     from cass.notifications.routes import bp as notifications_bp
     from cass.rendering import init_rendering
+    from cass.reports.routes import bp as reports_bp
     from cass.rules.routes import bp as rules_bp
     from cass.security import init_security_headers
     from cass.sessions.routes import bp as sessions_bp
@@ -77,6 +78,10 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     for blueprint in (sessions_bp, tariffs_bp, csms_admin_bp, api_bp):
         app.register_blueprint(blueprint)
     for blueprint in (rules_bp, sla_bp, jobs_bp, at_risk_bp, notifications_bp):
+        app.register_blueprint(blueprint)
+    # Scheduled exports and their files (cass.reports.schedules) register before the reports,
+    # whose /reports/<slug> would otherwise also match /reports/schedules.
+    for blueprint in (reports_bp,):
         app.register_blueprint(blueprint)
     csrf.exempt(health_bp)
     # The CSMS API authenticates each request by its HMAC signature, not by a session.

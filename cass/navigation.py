@@ -22,6 +22,7 @@ NAV = [
     ("New ticket", "tickets.new", {}, "tickets.create"),
     ("Chargers", "chargers.index", {}, "chargers.view"),
     ("Sessions", "sessions.index", {}, "sessions.view"),
+    ("Reports", "reports.index", {}, "reports.view"),
     ("Users", "admin.users", {}, "users.view"),
     ("Vendors", "admin.vendors", {}, "vendors.view"),
     ("Sites", "sites.index", {}, "sites.view"),

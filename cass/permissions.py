@@ -32,7 +32,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "tickets.worklog": ALL_ROLES - {"viewer"},
     "tickets.attach": ALL_ROLES - {"viewer"},
     "tickets.bulk": frozenset({"admin", "as_manager"}),
-    "tickets.export": ALL_ROLES,
+    # Downloads of whole lists and reports (CSV, PDF): managers and admins (issue 7).
+    "tickets.export": frozenset({"admin", "as_manager"}),
     "views.save": ALL_ROLES,
     "views.share": frozenset({"admin", "as_manager"}),
     "audit.view": frozenset({"admin"}),
@@ -58,6 +59,11 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "sla.manage": frozenset({"admin"}),
     # The scheduler's job runs (/admin/jobs).
     "jobs.view": frozenset({"admin"}),
+    # Reports and the dashboard's figures (/reports); their CSV and PDF downloads, and the
+    # scheduled exports that write those files on a timetable (/reports/schedules, /reports/files).
+    "reports.view": frozenset({"admin", "as_manager", "viewer"}),
+    "reports.export": frozenset({"admin", "as_manager"}),
+    "reports.schedule": frozenset({"admin", "as_manager"}),
     # The secret that signs events from the tenant's other CSMS (/admin/csms).
     "csms.manage": frozenset({"admin"}),
 }

@@ -161,6 +161,7 @@ ROUTES = [
     # The ticket list, its CSV and saved views; {view} is a saved view of the signed-in user.
     ("GET", "/tickets", "tickets.view", False, None),
     ("GET", "/tickets.csv", "tickets.export", False, None),
+    ("GET", "/reports", "reports.view", False, None),
     ("POST", "/tickets/views", "views.save", False, {"name": "Matrix", "query": "status=open"}),
     ("POST", "/tickets/views/{view}/share", "views.share", True, {"shared": "y"}),
     ("POST", "/tickets/views/{view}/delete", "views.save", True, {}),

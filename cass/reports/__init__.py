@@ -1,0 +1,1 @@
+"""Reports: the report pages, their CSV and PDF downloads, and scheduled exports."""
