@@ -2,7 +2,9 @@
 
 Each chart is one `<figure class="chart">` with a caption, a legend when there is more than one
 series, and an `<svg role="img">` named by its own `<title>` and `<desc>`. Colours come from the
-classes `series-0` … `series-5` (static/css/cass.css holds the palette), never from the markup.
+classes `series-0` … `series-5` (static/css/cass.css holds the palette), never from the markup,
+unless a chart is asked for with `inline_colours=True`: then every element also carries its
+colours as presentation attributes, for renderers that ignore CSS (the report PDFs).
 Every bar and point carries a `<title>` ("label — series: value unit") as its tooltip.
 
 Negative values are drawn below the zero baseline (stacked bars stack them downwards); the value
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +41,25 @@ _SVG_NS = "http://www.w3.org/2000/svg"
 _CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10, 13))
 _ids = itertools.count(1)
 
+# The stylesheet's palette and greys (static/css/cass.css), written into the markup only for
+# `inline_colours`: a PDF renderer reads neither the stylesheet nor its custom properties.
+SERIES_COLOURS = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00")
+_MUTED, _LINE, _CARD = "#5b6675", "#d9dee5", "#ffffff"
+# class -> the attributes that paint it as the stylesheet does; a series' own colour goes on
+# its group, from which bars, points and lines inherit it.
+_PAINT = {
+    "tick": f'stroke="{_LINE}" stroke-width="1"',
+    "baseline": f'stroke="{_MUTED}" stroke-width="1"',
+    "bar": f'stroke="{_CARD}" stroke-width="1"',
+    "point": f'stroke="{_CARD}" stroke-width="1"',
+    "line": 'fill="none" stroke-width="2" stroke-linejoin="round" stroke-linecap="round"',
+    "tick-label": f'fill="{_MUTED}"',
+    "label": f'fill="{_MUTED}"',
+    "unit": f'fill="{_MUTED}"',
+    "chart-empty": f'fill="{_MUTED}" font-size="15"',
+}
+_CLASS = re.compile(r'class="([^"]*)"')
+
 
 @dataclass(frozen=True)
 class Series:
@@ -56,19 +78,20 @@ def bar_chart(
     unit: str = "",
     stacked: bool = False,
     horizontal: bool = False,
+    inline_colours: bool = False,
 ) -> Markup:
     """Render a grouped, stacked or horizontal bar chart as an accessible inline SVG figure."""
     grid = _grid(labels, series)
     kind = f"{'stacked ' if stacked else ''}{'horizontal ' if horizontal else ''}bar chart"
     if not _has_data(grid):
-        return _empty(title, desc, labels, series)
+        return _empty(title, desc, labels, series, inline_colours)
     lo, hi = _extent(grid, stacked)
     ticks = _ticks(lo, hi, integers=_integral(grid))
     draw = _horizontal_bars if horizontal else _vertical_bars
     body, height = draw(labels, series, grid, ticks, unit, stacked)
     desc = desc or _describe(kind.capitalize(), labels, series, grid, unit)
     css = "chart-bar chart-horizontal" if horizontal else "chart-bar"
-    return _figure(css, title, desc, labels, series, height, body)
+    return _figure(css, title, desc, labels, series, height, body, inline_colours)
 
 
 def line_chart(
@@ -78,11 +101,12 @@ def line_chart(
     *,
     desc: str = "",
     unit: str = "",
+    inline_colours: bool = False,
 ) -> Markup:
     """Render a line chart (None leaves a gap in the line) as an accessible inline SVG figure."""
     grid = _grid(labels, series)
     if not _has_data(grid):
-        return _empty(title, desc, labels, series)
+        return _empty(title, desc, labels, series, inline_colours)
     lo, hi = _extent(grid, stacked=False)
     ticks = _ticks(lo, hi, integers=_integral(grid))
     frame, body = _vertical_frame(labels, ticks, unit)
@@ -108,7 +132,7 @@ def line_chart(
             f'<path class="line" d="{" ".join(path)}"/>{"".join(points)}</g>'
         )
     desc = desc or _describe("Line chart", labels, series, grid, unit)
-    return _figure("chart-line", title, desc, labels, series, HEIGHT, body)
+    return _figure("chart-line", title, desc, labels, series, HEIGHT, body, inline_colours)
 
 
 # Layout ------------------------------------------------------------------------------------
@@ -301,6 +325,7 @@ def _figure(
     series: Sequence[Series],
     height: float,
     body: list[str],
+    inline_colours: bool = False,
 ) -> Markup:
     """Wrap a drawn chart in its figure: caption, legend and the labelled <svg>."""
     # The counter keeps ids apart on one page; the content hash keeps them apart when htmx
@@ -314,22 +339,51 @@ def _figure(
             for i, s in enumerate(series)
         )
         legend = f'<ul class="chart-legend">{items}</ul>'
+    drawing = "".join(body)
+    if inline_colours:
+        drawing = _painted(drawing)
     svg = (
         f'<svg xmlns="{_SVG_NS}" class="{css}" viewBox="0 0 {WIDTH} {_n(height)}" '
         f'role="img" aria-labelledby="{uid}-title {uid}-desc" font-size="{FONT}">'
         f'<title id="{uid}-title">{_text(title)}</title>'
-        f'<desc id="{uid}-desc">{_text(desc)}</desc>{"".join(body)}</svg>'
+        f'<desc id="{uid}-desc">{_text(desc)}</desc>{drawing}</svg>'
     )
     html = f'<figure class="chart"><figcaption>{_text(title)}</figcaption>{legend}{svg}</figure>'
     return Markup(html)  # noqa: S704 (every text in it went through _text or is a number)
 
 
-def _empty(title: str, desc: str, labels: Sequence[str], series: Sequence[Series]) -> Markup:
+def _empty(
+    title: str,
+    desc: str,
+    labels: Sequence[str],
+    series: Sequence[Series],
+    inline_colours: bool = False,
+) -> Markup:
     """Draw the "No data" placeholder, still titled and described."""
     body = [
         f'<text class="chart-empty" x="{WIDTH // 2}" y="64" text-anchor="middle">No data</text>'
     ]
-    return _figure("chart-empty", title, desc or "No data", labels, series, 120, body)
+    return _figure(
+        "chart-empty", title, desc or "No data", labels, series, 120, body, inline_colours
+    )
+
+
+def _painted(drawing: str) -> str:
+    """Add to each classed element of `drawing` the colours the stylesheet would give it."""
+
+    def paint(match: re.Match[str]) -> str:
+        attributes = [match.group(0)]
+        for css in match.group(1).split():
+            if css in _PAINT:
+                attributes.append(_PAINT[css])
+            elif css.startswith("series-"):
+                colour = SERIES_COLOURS[int(css.removeprefix("series-")) % PALETTE]
+                attributes.append(f'fill="{colour}" stroke="{colour}"')
+        return " ".join(attributes)
+
+    # Every class attribute here is one this module wrote; texts are escaped, so none of them
+    # holds a quote that could look like one.
+    return _CLASS.sub(paint, drawing)
 
 
 # Data and numbers --------------------------------------------------------------------------

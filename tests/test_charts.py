@@ -11,7 +11,16 @@ from decimal import Decimal
 import pytest
 from markupsafe import Markup
 
-from cass.charts import CHAR, WIDTH, Series, _compact, _ticks, bar_chart, line_chart
+from cass.charts import (
+    CHAR,
+    SERIES_COLOURS,
+    WIDTH,
+    Series,
+    _compact,
+    _ticks,
+    bar_chart,
+    line_chart,
+)
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -349,3 +358,46 @@ def test_values_must_match_the_labels():
 def test_nan_is_drawn_as_no_value():
     root = svg(bar_chart("F", ["a", "b"], [Series("F", [math.nan, 2])]))
     assert len(bars(root)) == 1
+
+
+def test_inline_colours_paint_what_the_stylesheet_would_and_change_nothing_else():
+    args = ("F", ["a", "b"], [Series("A", [1, 2]), Series("B", [3, None])])
+
+    def without_ids(markup: Markup) -> str:
+        return re.sub(r"chart-\d+-", "chart-N-", str(markup))
+
+    def without_paint(markup: Markup) -> str:
+        # The "No data" text is also sized inline: the stylesheet makes it bigger.
+        paint = r' (fill|stroke|stroke-\w+)="[^"]*"| font-size="15"'
+        return re.sub(paint, "", without_ids(markup))
+
+    for draw, options in ((bar_chart, {}), (bar_chart, {"horizontal": True}), (line_chart, {})):
+        plain = draw(*args, **options)
+        painted = draw(*args, **options, inline_colours=True)
+        assert without_paint(painted) == without_ids(plain)  # the same drawing, only painted
+        root = svg(painted)
+        groups = [g for g in root.iter(f"{SVG}g") if "series" in g.get("class", "").split()]
+        assert [(g.get("fill"), g.get("stroke")) for g in groups] == [
+            ("#0072b2", "#0072b2"),
+            ("#e69f00", "#e69f00"),
+        ]
+        assert all(t.get("fill") == "#5b6675" for t in root.iter(f"{SVG}text"))
+        for line in root.iter(f"{SVG}line"):
+            assert line.get("stroke") == (
+                "#5b6675" if line.get("class") == "baseline" else "#d9dee5"
+            )
+        for rect in bars(root):
+            assert rect.get("stroke") == "#ffffff" and rect.get("fill") is None  # the series'
+        for path in root.iter(f"{SVG}path"):
+            assert path.get("fill") == "none" and path.get("stroke-width") == "2"
+    empty = svg(bar_chart("F", ["a"], [Series("A", [None])], inline_colours=True))
+    assert [t.get("fill") for t in empty.iter(f"{SVG}text")] == ["#5b6675"]
+    # The page's charts stay coloured by the stylesheet alone.
+    assert not re.search(r"\b(fill|stroke)=", str(bar_chart(*args)))
+
+
+def test_inline_colours_cycle_the_palette_like_the_classes():
+    many = [Series(f"S{i}", [i + 1]) for i in range(8)]
+    root = svg(bar_chart("F", ["a"], many, inline_colours=True))
+    fills = [g.get("fill") for g in root.iter(f"{SVG}g") if g.get("fill")]
+    assert fills == [*SERIES_COLOURS, *SERIES_COLOURS[:2]]
