@@ -53,6 +53,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     from cass.notifications.routes import bp as notifications_bp
     from cass.rendering import init_rendering
     from cass.reports.routes import bp as reports_bp
+    from cass.reports.schedules import bp as report_schedules_bp
     from cass.rules.routes import bp as rules_bp
     from cass.security import init_security_headers
     from cass.sessions.routes import bp as sessions_bp
@@ -81,7 +82,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
         app.register_blueprint(blueprint)
     # Scheduled exports and their files (cass.reports.schedules) register before the reports,
     # whose /reports/<slug> would otherwise also match /reports/schedules.
-    for blueprint in (reports_bp,):
+    for blueprint in (report_schedules_bp, reports_bp):
         app.register_blueprint(blueprint)
     csrf.exempt(health_bp)
     # The CSMS API authenticates each request by its HMAC signature, not by a session.

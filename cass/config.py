@@ -62,6 +62,10 @@ class Config:
         # How often the scheduler sweeps SLA clocks and delivers notifications (seconds).
         self.CASS_SLA_SWEEP_SECONDS = int(os.environ.get("CASS_SLA_SWEEP_SECONDS", "30"))
         self.CASS_NOTIFY_SECONDS = int(os.environ.get("CASS_NOTIFY_SECONDS", "15"))
+        # How often the scheduler looks for due schedules and queued exports (seconds), and how
+        # many days an export file is kept unless its schedule says otherwise.
+        self.CASS_EXPORT_SECONDS = int(os.environ.get("CASS_EXPORT_SECONDS", "10"))
+        self.CASS_EXPORT_RETENTION_DAYS = int(os.environ.get("CASS_EXPORT_RETENTION_DAYS", "30"))
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_SECURE = os.environ.get("CASS_SECURE_COOKIES", "") == "1"

@@ -80,6 +80,8 @@ def _jobs(app: Flask) -> dict[str, tuple[Callable[[], Any], dict[str, Any]]]:
     from cass.services.auth import prune_login_attempts
     from cass.services.message_log import apply_retention
     from cass.services.notifications import deliver_due
+    from cass.services.report_exports import apply_retention as export_retention
+    from cass.services.report_exports import run_due as run_exports
     from cass.services.sla_sweep import sweep
     from cass.services.workflow import check_offline
 
@@ -103,6 +105,12 @@ def _jobs(app: Flask) -> dict[str, tuple[Callable[[], Any], dict[str, Any]]]:
         ),
         # Chargers offline longer than a charger_offline rule's N minutes.
         "workflow_offline_check": (check_offline, {"trigger": "interval", "seconds": 30}),
+        # Due schedules are queued, then queued exports (run now, background) are written.
+        "report_exports": (
+            run_exports,
+            {"trigger": "interval", "seconds": app.config["CASS_EXPORT_SECONDS"]},
+        ),
+        "report_export_retention": (export_retention, {"trigger": "interval", "hours": 1}),
     }
 
 

@@ -44,6 +44,17 @@ POLICY_FORM = {
     "on_site_warn": "80",
     "vendor_warn": "80",
 }
+SCHEDULE_FORM = {
+    "name": "Matrix schedule",
+    "slug": "tickets",
+    "query": "status=open",
+    "frequency": "daily",
+    "at_time": "06:00",
+    "weekday": "0",
+    "month_day": "1",
+    "retention_days": "30",
+    "active": "y",
+}
 ICS = (
     b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//m//m//EN\r\nBEGIN:VEVENT\r\nUID:m@m\r\n"
     b"DTSTART;VALUE=DATE:20271225\r\nSUMMARY:Matrix day\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
@@ -324,6 +335,18 @@ ROUTES = [
     ("GET", "/notifications", "home.view", False, None),
     ("GET", "/notifications/bell", "home.view", False, None),
     ("POST", "/notifications/read", "home.view", False, {}),
+    # Scheduled exports and their files; {schedule} is the demo manager's, {export} its file.
+    ("GET", "/reports/schedules", "reports.schedule", False, None),
+    ("GET", "/reports/schedules/new", "reports.schedule", False, None),
+    ("POST", "/reports/schedules/new", "reports.schedule", False, SCHEDULE_FORM),
+    ("GET", "/reports/schedules/{schedule}/edit", "reports.schedule", True, None),
+    ("POST", "/reports/schedules/{schedule}/edit", "reports.schedule", True, SCHEDULE_FORM),
+    ("POST", "/reports/schedules/{schedule}/run", "reports.schedule", True, {}),
+    ("POST", "/reports/schedules/{schedule}/delete", "reports.schedule", True, {}),
+    ("GET", "/reports/files", "reports.export", False, None),
+    ("POST", "/reports/files", "reports.export", False, {"slug": "tickets", "query": "x=1"}),
+    ("GET", "/reports/files/{export}", "reports.export", True, None),
+    ("GET", "/reports/files/{export}/download", "reports.export", True, None),
 ]
 
 
@@ -477,6 +500,44 @@ def rule_fixture(app, demo) -> int:
         )
 
 
+def report_fixture(app, demo) -> dict[str, int]:
+    """Give the demo manager a daily schedule and a written file of it; return their ids."""
+    from datetime import UTC, datetime, time, timedelta
+
+    from cass.models import ReportExport, ReportSchedule
+    from cass.storage import get_storage
+    from cass.tenancy import tenant_context
+
+    with app.app_context(), tenant_context(demo["demo"]):
+        schedule = ReportSchedule(
+            tenant_id=demo["demo"],
+            owner_id=demo["manager@demo.test"],
+            name="Matrix",
+            slug="tickets",
+            frequency="daily",
+            at_time=time(6, 0),
+        )
+        db.session.add(schedule)
+        db.session.flush()
+        key = f"t{demo['demo']}/matrix/{schedule.id}/matrix.csv"
+        get_storage(app).put(key, io.BytesIO(b"key\n"), "text/csv", 4)
+        export = ReportExport(
+            tenant_id=demo["demo"],
+            schedule_id=schedule.id,
+            owner_id=demo["manager@demo.test"],
+            slug="tickets",
+            title="Matrix",
+            status="done",
+            storage_key=key,
+            filename="matrix.csv",
+            size=4,
+            expires_at=datetime.now(UTC) + timedelta(days=1),
+        )
+        db.session.add(export)
+        db.session.commit()
+        return {"schedule": schedule.id, "export": export.id}
+
+
 @pytest.mark.parametrize(("actor", "method", "path", "action", "is_object", "data"), CASES)
 def test_access_matrix(app, demo, actor, method, path, action, is_object, data):
     client = app.test_client()
@@ -489,6 +550,7 @@ def test_access_matrix(app, demo, actor, method, path, action, is_object, data):
     tariff = tariff_fixture(app, demo) if "tariff" in path else (0, 0)
     charger = charger_fixture(app, demo) if "{charger}" in path else ("", 0)
     sla_ids = sla_fixture(app, demo) if "/admin/sla/" in path else {}
+    report_ids = report_fixture(app, demo) if "{schedule}" in path or "{export}" in path else {}
     url = (
         path.replace("<name>", "hold")
         .replace("<action>", "Reset")
@@ -507,6 +569,8 @@ def test_access_matrix(app, demo, actor, method, path, action, is_object, data):
             calendar=sla_ids.get("calendar"),
             holiday=sla_ids.get("holiday"),
             policy=sla_ids.get("policy"),
+            schedule=report_ids.get("schedule"),
+            export=report_ids.get("export"),
         )
     )
     if method == "GET":
@@ -563,7 +627,9 @@ def test_every_route_is_in_the_matrix(app):
             .replace("{charger_id}", "<int:charger_id>")
             .replace("{calendar}", "<int:calendar_id>")
             .replace("{holiday}", "<int:holiday_id>")
-            .replace("{policy}", "<int:policy_id>"),
+            .replace("{policy}", "<int:policy_id>")
+            .replace("{schedule}", "<int:schedule_id>")
+            .replace("{export}", "<int:export_id>"),
         )
         for m, p, *_ in ROUTES
     }

@@ -26,6 +26,8 @@ from cass.models import (
     MeterValue,
     Notification,
     OcppMessage,
+    ReportExport,
+    ReportSchedule,
     RuleRun,
     SavedView,
     Site,
@@ -79,6 +81,8 @@ TENANT_MODELS = [
     SlaClock,
     SlaEvent,
     Notification,
+    ReportSchedule,
+    ReportExport,
 ]
 # Rows of the bridge's tables for a tenant's charger (:t tenant, :c charger), as the bridge writes.
 BRIDGE_ROWS = [
@@ -112,6 +116,11 @@ BRIDGE_ROWS = [
     "SELECT :t, id, 'resolution', 'started' FROM ticket WHERE tenant_id = :t LIMIT 1",
     "INSERT INTO notification (tenant_id, user_id, channel, kind, subject) "
     "SELECT :t, id, 'in_app', 'test', 'Hello' FROM app_user WHERE tenant_id = :t LIMIT 1",
+    "INSERT INTO report_schedule (tenant_id, owner_id, name, slug, frequency, at_time) "
+    "SELECT :t, id, 'Daily', 'tickets', 'daily', '06:00' FROM app_user WHERE tenant_id = :t "
+    "LIMIT 1",
+    "INSERT INTO report_export (tenant_id, schedule_id, owner_id, slug, title, expires_at) "
+    "SELECT :t, id, owner_id, slug, name, now() FROM report_schedule WHERE tenant_id = :t",
 ]
 
 

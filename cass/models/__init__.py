@@ -14,6 +14,7 @@ from cass.models.ocpp import (
     OcppMessage,
 )
 from cass.models.operations import CsmsEvent, Tariff
+from cass.models.reports import ReportExport, ReportSchedule
 from cass.models.sla import (
     CLOCKS,
     BusinessCalendar,
@@ -55,6 +56,8 @@ __all__ = [
     "MeterValue",
     "Notification",
     "OcppMessage",
+    "ReportExport",
+    "ReportSchedule",
     "RuleRun",
     "SavedView",
     "Site",
