@@ -485,7 +485,7 @@ def test_a_manager_creates_a_schedule_from_the_form(app, demo):
     page = manager.get("/reports/schedules/new?slug=tickets&query=status%3Dopen")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
-    assert 'value="status=open"' in html
+    assert 'value="status=open"' in html and 'value="06:00"' in html
     token = page_token(manager, "/reports/schedules/new")
     response = manager.post(
         "/reports/schedules/new",

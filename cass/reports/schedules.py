@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time
 from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, request, send_file, url_for
@@ -82,6 +82,7 @@ def _schedule_form(schedule: ReportSchedule | None) -> Response:
             form.query.data = request.args.get("query", "")
             form.retention_days.data = current_app.config["CASS_EXPORT_RETENTION_DAYS"]
             form.email_to.data = [current_user.id]
+            form.at_time.data = time(6, 0)
     if form.validate_on_submit():
         try:
             saved = report_exports.save_schedule(
