@@ -36,7 +36,7 @@ from sqlalchemy import delete, func, select, text, update
 from werkzeug.datastructures import MultiDict
 
 from cass.extensions import db
-from cass.models import ReportExport, ReportSchedule, Tenant, User
+from cass.models import ROLES, ReportExport, ReportSchedule, Tenant, User
 from cass.permissions import can
 from cass.services import exports, notifications
 from cass.services.audit import audit
@@ -313,7 +313,7 @@ def may_edit(schedule: ReportSchedule, user: User) -> bool:
 
 def recipients() -> list[tuple[int, str]]:
     """Return the tenant's active users who may download files, as (id, label) choices."""
-    roles = sorted(role for role in ("admin", "as_manager") if can(role, "reports.export"))
+    roles = [role for role in ROLES if can(role, "reports.export")]
     users = db.session.scalars(
         scoped(User, User.is_active_flag.is_(True), User.role.in_(roles)).order_by(User.name)
     )
@@ -734,8 +734,8 @@ def _queue_emails(export: ReportExport, tz: ZoneInfo) -> None:
         link = url_for("report_schedules.download", export_id=export.id, _external=True)
     expires = export.expires_at.astimezone(tz)
     body = (
-        f"{export.title}: {export.row_count} rows, {export.size} bytes.\n"
-        f"Download it (sign in first) until {expires:%Y-%m-%d %H:%M %Z}:\n{link}"
+        f"{export.title} is ready: {export.filename}, {export.row_count:,} rows.\n"
+        f"Download it (you will be asked to sign in) until {expires:%Y-%m-%d %H:%M %Z}:\n{link}"
     )
     for person in people:
         if person.is_active and can(person.role, "reports.export"):
