@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
+from cass.csv_download import csv_cell, tenant_zone
 from cass.extensions import db
 from cass.models import Charger, Connector, Site, Vendor
 from cass.services.audit import audit
@@ -294,9 +295,8 @@ def set_registration(charger: Charger, actor_id: int | None, registration: str) 
 
 def export_rows(batch: int = 1000) -> Iterator[list[str]]:
     """Yield the CSV rows (header first) of every charger, read by a server-side cursor."""
-    from cass.services.ticket_queries import csv_cell
-
     yield list(EXPORT_HEADER)
+    zone = tenant_zone()
     stmt = (
         scoped(Charger)
         .join(Site, Site.id == Charger.site_id)
@@ -314,4 +314,4 @@ def export_rows(batch: int = 1000) -> Iterator[list[str]]:
         .execution_options(yield_per=batch)
     )
     for row in db.session.execute(stmt):
-        yield [csv_cell(value) for value in row]
+        yield [csv_cell(value, zone) for value in row]

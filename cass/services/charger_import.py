@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from cass.csv_download import FORMULA_START
 from cass.extensions import db
 from cass.models import AuditLog, Charger, Site
 from cass.services.charger_admin import TEXT_MAX, key_problem, ocpp_id_problem
@@ -55,8 +56,6 @@ REQUIRED = ("ocpp_id", "site", "key")
 TEXT_COLUMNS = ("manufacturer", "model", "serial", "asset_tag")
 MAX_ROWS = 50_000
 MAX_ERRORS = 1_000  # past this many, the rest are counted, not listed
-# A spreadsheet-safe export writes a leading ' before these; an import takes it off again.
-FORMULA_START = ("=", "+", "-", "@")
 
 
 @dataclass(frozen=True)
@@ -124,10 +123,11 @@ def _decode(data: bytes | str, result: ImportResult) -> str | None:
 
 
 def _cell(value: str) -> str:
-    """Trim a cell and undo an export's formula guard."""
+    """Trim a cell and undo an export's formula guard (the ' that csv_cell puts before text a
+    spreadsheet would run)."""
     value = value.strip()
     if value.startswith("'") and value[1:].startswith(FORMULA_START):
-        return value[1:]
+        return value[1:].strip()
     return value
 
 

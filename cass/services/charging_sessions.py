@@ -10,9 +10,9 @@ from typing import Any
 
 from sqlalchemy import Select, select, tuple_
 
+from cass.csv_download import csv_cell, tenant_zone
 from cass.extensions import db
 from cass.models import Charger, ChargingSession, Site, Tariff
-from cass.services.ticket_queries import csv_cell
 from cass.tenancy import current_tenant_id
 
 PAGE_SIZE = 50
@@ -203,24 +203,28 @@ def list_sessions(query: SessionQuery, page_size: int = PAGE_SIZE) -> SessionPag
 def export_rows(query: SessionQuery, batch: int = 1000) -> Iterator[list[str]]:
     """Yield the CSV rows (header first) of every matching session, by a server-side cursor."""
     yield list(CSV_HEADER)
+    zone = tenant_zone()
     stmt = _statement(replace(query, after=None)).execution_options(yield_per=batch)
     for values in db.session.execute(stmt):
         row = SessionRow(*values)
         duration = row.duration
         yield [
-            str(row.id),
-            csv_cell(row.ocpp_id),
-            str(row.connector_no),
-            csv_cell(row.site),
-            csv_cell(row.id_tag),
-            csv_cell(row.started_at),
-            csv_cell(row.stopped_at),
-            str(int(duration.total_seconds())) if duration is not None else "",
-            str(row.kwh) if row.kwh is not None else "",
-            str(row.cost) if row.cost is not None else "",
-            row.currency or "",
-            csv_cell(row.tariff),
-            csv_cell(row.stop_reason),
+            csv_cell(value, zone)
+            for value in (
+                row.id,
+                row.ocpp_id,
+                row.connector_no,
+                row.site,
+                row.id_tag,
+                row.started_at,
+                row.stopped_at,
+                int(duration.total_seconds()) if duration is not None else None,
+                row.kwh,
+                row.cost,
+                row.currency,
+                row.tariff,
+                row.stop_reason,
+            )
         ]
 
 

@@ -33,8 +33,10 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
+    Text,
     any_,
     bindparam,
+    cast,
     func,
     or_,
     select,
@@ -45,6 +47,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from werkzeug.datastructures import MultiDict
 
 from cass import lifecycle
+from cass.csv_download import CopyExport, csv_cell, sql_cell, sql_text, tenant_zone
 from cass.extensions import db
 from cass.models import Charger, Connector, Site, Tenant, Ticket, User, Vendor
 from cass.models.tickets import CATEGORIES, CHANNELS, PRIORITIES
@@ -122,8 +125,6 @@ CSV_HEADER = (
     "updated",
     "resolved",
 )
-# Spreadsheets run a cell starting with these as a formula (OWASP: CSV injection).
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 class BadCursor(ValueError):
@@ -737,28 +738,31 @@ def list_page(actor: User, query: ListQuery) -> ListPage:
 # --- CSV ---------------------------------------------------------------------------------
 
 
-def export_statement(actor: User, query: ListQuery) -> Select[Any]:
-    """Return the select of every matching row with the CSV's columns, in the list's order."""
-    stmt = _joined(
-        _prefix(),
-        Ticket.number,
-        Ticket.title,
-        Ticket.status,
-        Ticket.priority,
-        Ticket.category,
-        Ticket.channel,
-        Site.name,
-        Charger.ocpp_id,
-        Connector.connector_no,
-        User.name,
-        Vendor.name,
-        Ticket.caller_name,
-        Ticket.caller_phone,
-        Ticket.caller_email,
-        Ticket.created_at,
-        Ticket.updated_at,
-        Ticket.resolved_at,
-    ).outerjoin(Connector, Connector.id == Ticket.connector_id)
+# The CSV's columns after the key, in CSV_HEADER's order.
+_EXPORT_COLUMNS = (
+    Ticket.title,
+    Ticket.status,
+    Ticket.priority,
+    Ticket.category,
+    Ticket.channel,
+    Site.name,
+    Charger.ocpp_id,
+    Connector.connector_no,
+    User.name,
+    Vendor.name,
+    Ticket.caller_name,
+    Ticket.caller_phone,
+    Ticket.caller_email,
+    Ticket.created_at,
+    Ticket.updated_at,
+    Ticket.resolved_at,
+)
+
+
+def _export(actor: User, query: ListQuery, *columns: Any) -> Select[Any]:
+    """Return the select of `columns` of every ticket `actor` may see that matches `query`,
+    in the list's order, its values bound."""
+    stmt = _joined(*columns).outerjoin(Connector, Connector.id == Ticket.connector_id)
     filters, values = _filters(actor, query)
     where = _where(filters)
     if query.q:
@@ -772,20 +776,31 @@ def export_statement(actor: User, query: ListQuery) -> Select[Any]:
     return _ordered(stmt.where(*where), query.sort, query.dir).params(values)
 
 
-def csv_cell(value: Any) -> str:
-    """Return `value` as a CSV cell that no spreadsheet runs as a formula."""
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat(timespec="seconds")
-    text = str(value)
-    return "'" + text if text.startswith(FORMULA_START) else text
+def export_statement(actor: User, query: ListQuery) -> Select[Any]:
+    """Return the select of every matching row with the CSV's columns, in the list's order
+    (the key as its prefix and number)."""
+    return _export(actor, query, _prefix(), Ticket.number, *_EXPORT_COLUMNS)
+
+
+def export_copy(actor: User, query: ListQuery) -> CopyExport:
+    """Return the CSV of every matching ticket as a select that Postgres writes (COPY)."""
+    prefix = select(Tenant.key_prefix).where(Tenant.id == _TENANT).scalar_subquery()
+    key = sql_text(prefix + "-" + cast(Ticket.number, Text)).label("key")
+    cells = (
+        sql_cell(column).label(name)
+        for name, column in zip(CSV_HEADER[1:], _EXPORT_COLUMNS, strict=True)
+    )
+    return CopyExport(CSV_HEADER, _export(actor, query, key, *cells))
 
 
 def export_rows(actor: User, query: ListQuery, batch: int = 1000) -> Iterator[list[str]]:
-    """Yield the CSV rows (header first) of every matching ticket, read by a server-side cursor."""
+    """Yield the CSV rows (header first) of every matching ticket, read by a server-side cursor.
+
+    The same cells as export_copy, written by Python (for the scheduled exports' files).
+    """
     yield list(CSV_HEADER)
+    zone = tenant_zone()
     stmt = export_statement(actor, query).execution_options(yield_per=batch)
     for row in db.session.execute(stmt):
         prefix, number, *rest = row
-        yield [format_key(prefix, number), *(csv_cell(v) for v in rest)]
+        yield [csv_cell(format_key(prefix, number), zone), *(csv_cell(v, zone) for v in rest)]

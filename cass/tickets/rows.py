@@ -99,6 +99,7 @@ class ListLinks:
 
     here: str  # the list itself: the live refresh, "Reload the list"
     csv: str
+    csv_excel: str  # the same CSV with a byte-order mark, which Excel needs to read UTF-8
     sort: dict[str, str]  # a click on each sortable column
     query_string: str  # the filters and sort, for the save-view form
 
@@ -113,6 +114,7 @@ def _links(query: ListQuery, script_root: str) -> ListLinks:
     return ListLinks(
         here=url_for("tickets.index", **here),
         csv=url_for("ticket_export.tickets_csv", **here),
+        csv_excel=url_for("ticket_export.tickets_csv", **here, bom=1),
         sort={name: url_for("tickets.index", **query.sort_params(name)) for name in SORTS},
         query_string=query.query_string(),
     )
