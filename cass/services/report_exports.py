@@ -16,8 +16,6 @@ whatever the put left. Retention deletes files and their rows when they expire.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import os
 import time as clock
@@ -35,6 +33,7 @@ from flask import Flask, current_app, url_for
 from sqlalchemy import delete, func, select, text, update
 from werkzeug.datastructures import MultiDict
 
+from cass.csv_download import ROWS_PER_CHUNK, CopyExport, copy_chunks, write_rows
 from cass.extensions import db
 from cass.models import ROLES, ReportExport, ReportSchedule, Tenant, User
 from cass.permissions import can
@@ -579,35 +578,36 @@ def _clean_spool(app: Flask) -> None:
             leftover.unlink(missing_ok=True)
 
 
-def csv_chunks(source: Iterable[Any]) -> Iterator[tuple[bytes, int]]:
+def csv_chunks(source: Iterable[Any] | CopyExport) -> Iterator[tuple[bytes, int]]:
     """Yield an export's output as CSV bytes, in chunks, each with how many records it ends.
 
-    The output is rows of cells (lists of str), written here as the downloads write them, or
-    chunks of CSV already written (bytes or str), passed on as they are.
+    Rows of cells are written by the downloads' own writer (csv_download.write_rows), so that
+    a file holds the bytes its download gives; CSV already written (bytes or str chunks, or a
+    CopyExport that Postgres writes) is passed on as it is.
     """
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    if isinstance(source, CopyExport):
+        source = copy_chunks(source)
+    batch: list[Any] = []
     quotes = 0  # quote characters seen in written chunks: a newline inside quotes is a cell's
-    records = 0
     for item in source:
-        if isinstance(item, bytes | str):
-            chunk = item.encode() if isinstance(item, str) else item
-            ends = 0
-            for n, piece in enumerate(chunk.split(b"\n")):
-                if n and quotes % 2 == 0:
-                    ends += 1
-                quotes += piece.count(b'"')
-            yield chunk, ends
+        if not isinstance(item, bytes | str):
+            batch.append(item)
+            if len(batch) == ROWS_PER_CHUNK:
+                yield write_rows(batch).encode(), len(batch)
+                batch.clear()
             continue
-        writer.writerow(item)
-        records += 1
-        if records == 500:
-            yield buffer.getvalue().encode(), records
-            buffer.seek(0)
-            buffer.truncate()
-            records = 0
-    if buffer.tell():
-        yield buffer.getvalue().encode(), records
+        if batch:
+            yield write_rows(batch).encode(), len(batch)
+            batch.clear()
+        chunk = item.encode() if isinstance(item, str) else item
+        ends = 0
+        for n, piece in enumerate(chunk.split(b"\n")):
+            if n and quotes % 2 == 0:
+                ends += 1
+            quotes += piece.count(b'"')
+        yield chunk, ends
+    if batch:
+        yield write_rows(batch).encode(), len(batch)
 
 
 def spool_csv(
