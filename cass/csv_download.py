@@ -22,7 +22,7 @@ chunk at a time, the socket's back-pressure reaching Postgres), and there is no 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import psycopg
 from flask import Response, g, has_request_context, request, stream_with_context
 from sqlalchemy import Date, DateTime, Select, String, Text, case, func, literal_column, select
+from sqlalchemy.exc import DBAPIError
 
 from cass.extensions import db
 from cass.tenancy import current_tenant_id
@@ -148,6 +149,9 @@ class CopyExport:
 
     header: tuple[str, ...]
     statement: Select[Any]
+    # The same CSV's rows (header first) written by Python: used when Postgres does not know
+    # the tenant's time zone (its zone data is older than Python's); without them, UTC.
+    rows: Callable[[], Iterable[Iterable[Any]]] | None = None
 
 
 def literal_select(statement: Select[Any], connection: psycopg.Connection) -> str:
@@ -175,15 +179,33 @@ def copy_chunks(export: CopyExport, zone: ZoneInfo | None = None) -> Iterator[by
     """Yield the CSV of `export`, header first, in chunks of about CHUNK_BYTES, read by COPY on
     the session's connection (bound to the tenant) with the time zone set to `zone` (the
     tenant's by default) for the rest of the transaction."""
-    # The header first: a browser starts the download at once, even if Postgres must sort.
-    yield write_rows([export.header]).encode()
     zone = zone or tenant_zone()
-    connection = db.session.connection()
-    connection.exec_driver_sql("SELECT set_config('timezone', %(zone)s, true)", {"zone": zone.key})
-    raw = connection.connection.driver_connection
+    if not _use_zone(zone):
+        if export.rows is not None:
+            yield from write_chunks(export.rows())
+            return
+        _use_zone(ZoneInfo("UTC"))
+    raw = db.session.connection().connection.driver_connection
     sql = copy_sql(export, raw)
+    # What can fail before a byte is sent has run (a failure is still a 500). Then the header,
+    # so that a browser starts the download at once even when Postgres must sort every row
+    # before the first comes out.
+    yield write_rows([export.header]).encode()
     with raw.cursor() as cursor, cursor.copy(sql) as copy:
         yield from _gathered(copy)
+
+
+def _use_zone(zone: ZoneInfo) -> bool:
+    """Set the transaction's time zone to `zone`; return False if Postgres does not know it
+    (a zone newer than its zone data, such as America/Coyhaique), leaving the zone as it was."""
+    try:
+        with db.session.begin_nested():  # a failed SET must not end the request's transaction
+            db.session.connection().exec_driver_sql(
+                "SELECT set_config('timezone', %(zone)s, true)", {"zone": zone.key}
+            )
+    except DBAPIError:
+        return False
+    return True
 
 
 def _gathered(copy: Any) -> Iterator[bytes]:
@@ -216,9 +238,11 @@ def csv_download(source: Iterable[Iterable[Any]] | CopyExport, name: str) -> Res
     chunks = copy_chunks(source) if isinstance(source, CopyExport) else write_chunks(source)
 
     def generate() -> Iterator[bytes]:
-        if bom:
-            yield BOM.encode()
-        yield from chunks
+        # The mark goes with the first chunk: until then the request can still fail as a 500.
+        rest = iter(chunks)
+        first = next(rest, b"")
+        yield BOM.encode() + first if bom else first
+        yield from rest
 
     # The generator runs after the view returns: stream_with_context keeps the request's
     # context (g.tenant_id, which binds RLS on each transaction, and the user) alive until the

@@ -11,15 +11,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
 from sqlalchemy import Date, DateTime, Integer, Numeric, Text, literal, select
+from sqlalchemy import text as sql
 
 from cass.csv_download import (
     CHUNK_BYTES,
     CopyExport,
+    _use_zone,
     copy_chunks,
     csv_cell,
     sql_cell,
@@ -266,6 +269,23 @@ def test_each_tenant_gets_its_own_zone(app, database_url, demo):
     acme_rows = by_key(as_user(app, "admin@acme.test").get("/tickets.csv").get_data())
     assert demo_rows[demo_key]["created"] == "2025-03-01T03:00:00-05:00"
     assert acme_rows[acme_key]["created"] == "2025-03-01T13:30:00+05:30"
+
+
+def test_a_zone_postgres_does_not_know_yet_is_written_by_python(manager, app, database_url, demo):
+    """Python's zone data can be newer than the server's: PostgreSQL 16.2 has no
+    America/Coyhaique (tzdata 2025b). The download is then written by Python, same rules."""
+    set_zone(database_url, demo["demo"], "America/Coyhaique")
+    key = add_ticket(database_url, demo["demo"], title="=x, y", created_at=T0)
+    body = manager.get("/tickets.csv?sort=key&dir=asc").get_data()
+    assert by_key(body)[key]["created"] == "2025-03-01T05:00:00-03:00"
+    assert by_key(body)[key]["title"] == "'=x, y"
+    with bound(app, demo["demo"], "manager@demo.test") as user:
+        rows = exports.export_rows(user, "tickets", {"sort": "key", "dir": "asc"})
+        assert body == write_rows(rows).encode()
+    with bound(app, demo["demo"], "manager@demo.test"):  # and the transaction goes on
+        assert not _use_zone(SimpleNamespace(key="Nowhere/Atlantis"))  # type: ignore[arg-type]
+        assert _use_zone(ZoneInfo("Asia/Kolkata"))
+        assert db.session.scalar(sql("SHOW timezone")) == "Asia/Kolkata"
 
 
 def test_sessions_and_the_registry_use_the_tenants_zone_too(app, database_url, demo):

@@ -790,7 +790,8 @@ def export_copy(actor: User, query: ListQuery) -> CopyExport:
         sql_cell(column).label(name)
         for name, column in zip(CSV_HEADER[1:], _EXPORT_COLUMNS, strict=True)
     )
-    return CopyExport(CSV_HEADER, _export(actor, query, key, *cells))
+    statement = _export(actor, query, key, *cells)
+    return CopyExport(CSV_HEADER, statement, rows=lambda: export_rows(actor, query))
 
 
 def export_rows(actor: User, query: ListQuery, batch: int = 1000) -> Iterator[list[str]]:
