@@ -52,6 +52,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     from cass.navigation import init_navigation
     from cass.notifications.routes import bp as notifications_bp
     from cass.rendering import init_rendering
+    from cass.reports.presenting import init_presenting
     from cass.reports.routes import bp as reports_bp
     from cass.reports.schedules import bp as report_schedules_bp
     from cass.rules.routes import bp as rules_bp
@@ -71,6 +72,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     init_error_handlers(app)
     init_navigation(app)
     init_rendering(app)
+    init_presenting(app)
     for blueprint in (health_bp, auth_bp, main_bp, admin_bp, live_bp, tickets_bp, export_bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(chargers_bp)

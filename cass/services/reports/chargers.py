@@ -1,0 +1,140 @@
+"""Charger uptime and faults: the most faulty chargers, models and sites, and the error codes."""
+
+from __future__ import annotations
+
+from cass.services import uptime
+from cass.services.reports.base import (
+    Chart,
+    Column,
+    Filters,
+    Report,
+    Table,
+    bind,
+    entity_names,
+    fetch,
+    hours,
+    percent,
+    register,
+    total,
+)
+
+GROUPINGS = {"charger": "Charger", "model": "Model", "site": "Site", "error_code": "Error code"}
+# A status report is a fault when the connector says Faulted or names an error (as the charger
+# page's "faults only" timeline and the workflow rules read them).
+FAULT = (
+    "e.kind = 'status' AND (e.status = 'Faulted' OR coalesce(e.error_code, 'NoError') <> 'NoError')"
+)
+KEYS = {
+    "charger": "c.id",
+    "model": "concat_ws(' ', c.manufacturer, c.model)",
+    "site": "c.site_id",
+}
+
+
+def build(f: Filters) -> Table:
+    """Per charger, model or site: chargers, how many faulted, faults and uptime in the range.
+
+    Grouped by error code: the faults with each code and how many chargers reported it.
+    Uptime is the share of the known time a charger was online (cass.services.uptime).
+    """
+    site = " AND c.site_id = :site" if f.site is not None else ""
+    if f.by == "error_code":
+        return _by_code(f, site)
+    rows = fetch(
+        f"""
+        WITH faults AS (
+            SELECT e.charger_id, count(*) AS n
+            FROM charger_event e
+            WHERE e.tenant_id = :tenant AND e.at >= :since AND e.at < :until AND {FAULT}
+            GROUP BY 1
+        )
+        SELECT {KEYS[f.by]}, count(*), count(faults.charger_id), coalesce(sum(faults.n), 0),
+               array_agg(c.id)
+        FROM charger c LEFT JOIN faults ON faults.charger_id = c.id
+        WHERE c.tenant_id = :tenant {site}
+        GROUP BY 1
+        """,
+        bind(f),
+    )
+    figures = uptime.availability([i for r in rows for i in r[4]], f.since, f.until)
+    names = {}
+    if f.by != "model":
+        names = entity_names("charger" if f.by == "charger" else "site", [r[0] for r in rows])
+    table = []
+    for key, chargers, faulty, faults, ids in rows:
+        up = sum(figures[i].charger.up_seconds for i in ids if i in figures)
+        down = sum(figures[i].charger.down_seconds for i in ids if i in figures)
+        label = names.get(key, key) if f.by != "model" else (key or "Unknown model")
+        table.append((label, chargers, faulty, faults, _percent(up, up + down), hours(down)))
+    table.sort(key=lambda r: (-r[3], r[4] if r[4] is not None else 101, str(r[0])))
+    up_all = sum(a.charger.up_seconds for a in figures.values())
+    down_all = sum(a.charger.down_seconds for a in figures.values())
+    return Table(
+        columns=(
+            Column("group", GROUPINGS[f.by], "text"),
+            Column("chargers", "Chargers"),
+            Column("faulty", "Chargers with faults"),
+            Column("faults", "Faults"),
+            Column("uptime", "Uptime", "percent"),
+            Column("downtime", "Offline (h)", "hours"),
+        ),
+        rows=table,
+        totals=(
+            "Total",
+            total(table, 1),
+            total(table, 2),
+            total(table, 3),
+            _percent(up_all, up_all + down_all),
+            hours(down_all),
+        ),
+        chart=Chart("bar", ("faults",), horizontal=True, limit=15),
+    )
+
+
+def _by_code(f: Filters, site: str) -> Table:
+    """Count the faults per error code, and the chargers that reported each."""
+    rows = fetch(
+        f"""
+        SELECT coalesce(nullif(e.error_code, 'NoError'), 'Faulted (no code)'), count(*),
+               count(DISTINCT e.charger_id)
+        FROM charger_event e JOIN charger c ON c.tenant_id = e.tenant_id AND c.id = e.charger_id
+        WHERE e.tenant_id = :tenant AND e.at >= :since AND e.at < :until AND {FAULT} {site}
+        GROUP BY 1
+        ORDER BY 2 DESC, 1
+        """,
+        bind(f),
+    )
+    chargers = fetch(
+        f"""
+        SELECT count(DISTINCT e.charger_id)
+        FROM charger_event e JOIN charger c ON c.tenant_id = e.tenant_id AND c.id = e.charger_id
+        WHERE e.tenant_id = :tenant AND e.at >= :since AND e.at < :until AND {FAULT} {site}
+        """,
+        bind(f),
+    )[0][0]
+    return Table(
+        columns=(
+            Column("group", "Error code", "text"),
+            Column("faults", "Faults"),
+            Column("chargers", "Chargers reporting it"),
+        ),
+        rows=rows,
+        totals=("Total", total(rows, 1), chargers),
+        chart=Chart("bar", ("faults",), horizontal=True, limit=15),
+    )
+
+
+def _percent(part: float, whole: float) -> float | None:
+    return percent(part, whole) if whole > 0 else None  # type: ignore[arg-type]
+
+
+register(
+    Report(
+        slug="chargers",
+        title="Charger uptime and faults",
+        summary="Faults and uptime per charger, model or site, and the error codes reported.",
+        filters=("site",),
+        groupings=GROUPINGS,
+        build=build,
+    )
+)

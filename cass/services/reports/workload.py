@@ -1,0 +1,112 @@
+"""Engineer workload and activity: open tickets held, tickets resolved, worklogs, changes made."""
+
+from __future__ import annotations
+
+from cass.lifecycle import OPEN_STATUSES
+from cass.services.reports.base import (
+    WORKER_ROLES,
+    Chart,
+    Column,
+    Filters,
+    Report,
+    Table,
+    bind,
+    fetch,
+    mean_hours,
+    register,
+    ticket_conditions,
+    total,
+)
+
+FILTERS = ("engineer", "site", "priority", "category")
+
+
+def build(f: Filters) -> Table:
+    """Per person who works tickets: open tickets now, and in the range resolved, MTTR, logged.
+
+    "Open now" is today's load whatever the range; the rest counts what happened in the range.
+    Site, priority and category narrow every figure to those tickets.
+    """
+    tickets = "".join(f" AND {c}" for c in ticket_conditions(f, ("site", "priority", "category")))
+    people = " AND u.id = :engineer" if f.engineer is not None else ""
+    rows = fetch(
+        f"""
+        WITH open_now AS (
+            SELECT t.assignee_user_id AS uid, count(*) AS n FROM ticket t
+            WHERE t.tenant_id = :tenant AND t.status = ANY(:open)
+              AND t.assignee_user_id IS NOT NULL {tickets}
+            GROUP BY 1
+        ), resolved AS (
+            SELECT t.assignee_user_id AS uid, count(*) AS n,
+                   sum(extract(epoch FROM t.resolved_at - t.created_at)) AS s
+            FROM ticket t
+            WHERE t.tenant_id = :tenant AND t.resolved_at >= :since AND t.resolved_at < :until
+              AND t.assignee_user_id IS NOT NULL {tickets}
+            GROUP BY 1
+        ), logged AS (
+            SELECT w.author_id AS uid, count(*) AS n, sum(w.minutes) AS minutes
+            FROM worklog w JOIN ticket t ON t.tenant_id = w.tenant_id AND t.id = w.ticket_id
+            WHERE w.tenant_id = :tenant AND w.created_at >= :since AND w.created_at < :until
+              {tickets}
+            GROUP BY 1
+        ), changed AS (
+            SELECT e.actor_id AS uid, count(*) AS n
+            FROM ticket_event e JOIN ticket t ON t.tenant_id = e.tenant_id AND t.id = e.ticket_id
+            WHERE e.tenant_id = :tenant AND e.at >= :since AND e.at < :until {tickets}
+            GROUP BY 1
+        )
+        SELECT u.name, coalesce(open_now.n, 0), coalesce(resolved.n, 0), resolved.s,
+               coalesce(logged.n, 0), coalesce(logged.minutes, 0), coalesce(changed.n, 0)
+        FROM app_user u
+        LEFT JOIN open_now ON open_now.uid = u.id
+        LEFT JOIN resolved ON resolved.uid = u.id
+        LEFT JOIN logged ON logged.uid = u.id
+        LEFT JOIN changed ON changed.uid = u.id
+        WHERE u.tenant_id = :tenant {people}
+          AND (u.role = ANY(:workers) AND u.is_active
+               OR open_now.n IS NOT NULL OR resolved.n IS NOT NULL
+               OR logged.n IS NOT NULL OR changed.n IS NOT NULL)
+        ORDER BY 2 DESC, 3 DESC, 1
+        """,
+        bind(f, open=list(OPEN_STATUSES), workers=list(WORKER_ROLES)),
+    )
+    table = [
+        (name, open_n, res_n, mean_hours(res_s, res_n), logs, minutes, n)
+        for name, open_n, res_n, res_s, logs, minutes, n in rows
+    ]
+    resolved_s = sum(float(r[3] or 0) for r in rows)
+    n_resolved = total(table, 2)
+    return Table(
+        columns=(
+            Column("person", "Person", "text"),
+            Column("open", "Open now"),
+            Column("resolved", "Resolved"),
+            Column("mttr", "Mean time to resolve (h)", "hours"),
+            Column("worklogs", "Worklogs"),
+            Column("minutes", "Minutes logged"),
+            Column("changes", "Changes made"),
+        ),
+        rows=table,
+        totals=(
+            "Total",
+            total(table, 1),
+            n_resolved,
+            mean_hours(resolved_s, n_resolved),
+            total(table, 4),
+            total(table, 5),
+            total(table, 6),
+        ),
+        chart=Chart("bar", ("open", "resolved"), horizontal=True, limit=20),
+    )
+
+
+register(
+    Report(
+        slug="workload",
+        title="Engineer workload and activity",
+        summary="Open tickets each person holds now, and what they resolved and logged.",
+        filters=FILTERS,
+        groupings={"person": "Person"},
+        build=build,
+    )
+)
