@@ -22,6 +22,7 @@ from cass.services.report_exports import ScheduleData, ScheduleError, Timetable,
 from cass.storage import get_storage
 from cass.tenancy import current_tenant_id, system_context, tenant_context
 from tests.conftest import as_user, make_app, page_token
+from tests.ocpp_support import execute
 from tests.test_sla_sweep import smtp_inbox  # noqa: F401  (a real SMTP server, aiosmtpd)
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -281,6 +282,31 @@ def test_the_file_holds_what_the_download_gives_for_the_same_parameters(app, dem
     assert stored_bytes(app, export.storage_key) == download.data
 
 
+def test_a_scheduled_report_holds_what_its_download_gives(app, demo, database_url):
+    """A report over "the last 7 days" (days=7): the file is the report's CSV of that day."""
+    execute(database_url, "UPDATE tenant SET timezone = 'Europe/Berlin' WHERE slug = 'demo'")
+    schedule_id = make_schedule(
+        app, demo, name="SLA weekly", slug="sla", query="by=priority&days=7"
+    )
+    make_due(app, schedule_id)
+    run_job(app)
+    (export,) = exports_of(app)
+    assert export.status == "done", export.error
+    download = as_user(app, "manager@demo.test").get("/reports/sla.csv?by=priority&days=7")
+    assert download.status_code == 200
+    content = stored_bytes(app, export.storage_key)
+    assert content == download.data
+    assert rows_of(content)[0] == [
+        "Priority",
+        "Clocks",
+        "Met",
+        "Breached",
+        "Still running",
+        "Compliance",
+    ]
+    assert rows_of(content)[-1][0] == "Total"
+
+
 def test_the_export_runs_as_its_owner_inside_the_tenant(app, demo, monkeypatch):
     seen = {}
 
@@ -536,6 +562,8 @@ def test_a_manager_creates_a_schedule_from_the_form(app, demo):
         ({"frequency": "cron", "cron": "* * * * *"}, "more often than every 15 minutes"),
         ({"frequency": "cron", "cron": ""}, "Write a cron expression"),
         ({"slug": "no-such-report"}, "Not a valid choice"),
+        ({"slug": "sla", "query": "by=weather"}, "These filters do not make the report: by"),
+        ({"slug": "sessions", "query": "days=0"}, "days: Give a number of days"),
         ({"query": "status"}, "query string"),
         ({"at_time": ""}, "Choose a time of day"),
         ({"retention_days": "0"}, "between 1 and 366"),

@@ -199,6 +199,16 @@ def test_tickets_by_status_priority_and_site_count_the_range_in_the_tenants_days
     }
 
 
+def test_days_is_the_last_n_days_up_to_the_end(manager, desk):
+    desk.ticket(at(24))
+    desk.ticket(at(25))
+    desk.ticket(at(31))
+    week = table_of(manager, "tickets-by", days="7", end="2025-03-31", start="")
+    assert by_label(week)["Total"][0] == "2"
+    response = manager.get("/reports/tickets-by", query_string={"days": "7", "end": "2025-03-31"})
+    assert "2025-03-25 to 2025-03-31" in response.get_data(as_text=True)
+
+
 def test_ticket_filters_narrow_every_figure(manager, desk):
     desk.ticket(at(2), "new", "P1", category="payment")
     desk.ticket(at(3), "new", "P1", category="hardware", engineer="engineer@demo.test")
@@ -406,6 +416,8 @@ def test_htmx_gets_the_report_body_only(manager, desk):
         ({"by": "weather"}, "by"),
         ({"priority": "P9"}, "priority"),
         ({"site": "abc"}, "site"),
+        ({"days": "0"}, "days"),
+        ({"days": "x"}, "days"),
     ],
 )
 @pytest.mark.parametrize("htmx", [False, True])

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
 from flask_wtf import FlaskForm
+from werkzeug.datastructures import MultiDict
 from wtforms import (
     BooleanField,
     IntegerField,
@@ -25,7 +27,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from cass.models import ReportSchedule
 from cass.models.reports import FREQUENCIES, MONTH_DAYS
-from cass.services import report_exports
+from cass.services import exports, report_exports
 from cass.services.report_exports import MAX_QUERY, MAX_RETENTION_DAYS, WEEKDAYS, Timetable
 
 QUERY_HINT = (
@@ -58,6 +60,9 @@ class ExportFields(FlaskForm):
             field.data = report_exports.normalize_query(field.data or "")
         except report_exports.ScheduleError as exc:
             raise ValidationError(str(exc)) from exc
+        wrong = exports.problems(self.slug.data or "", MultiDict(parse_qsl(field.data)))
+        if wrong:
+            raise ValidationError("These filters do not make the report: " + "; ".join(wrong))
 
 
 class ExportForm(ExportFields):

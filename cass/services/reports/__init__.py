@@ -25,6 +25,7 @@ from cass.services.reports.base import (
     Table,
     choices,
     csv_rows,
+    parse_filters,
     run,
     table_rows,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "Table",
     "choices",
     "csv_rows",
+    "parse_filters",
     "run",
     "table_rows",
 ]

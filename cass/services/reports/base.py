@@ -156,7 +156,12 @@ def parse_filters(report: Report, args: Mapping[str, Any], zone: str) -> Filters
     """
     errors: dict[str, str] = {}
     end = _date(args, "end", errors) or today_in(zone)
-    start = _date(args, "start", errors) or end - timedelta(days=DEFAULT_DAYS - 1)
+    # `days=N` is "the last N days up to the end": a range that moves, for scheduled exports.
+    days = _one(args, "days")
+    if days and not (days.isdigit() and 1 <= int(days) <= MAX_DAYS):
+        errors["days"] = f"Give a number of days from 1 to {MAX_DAYS}."
+    span = int(days) if days and "days" not in errors else DEFAULT_DAYS
+    start = _date(args, "start", errors) or end - timedelta(days=span - 1)
     if "start" not in errors and "end" not in errors:
         if start > end:
             errors["end"] = "The end is before the start."
