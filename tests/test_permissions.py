@@ -173,9 +173,9 @@ ROUTES = [
     ("GET", "/tickets", "tickets.view", False, None),
     ("GET", "/tickets.csv", "tickets.export", False, None),
     ("GET", "/reports", "reports.view", False, None),
-    ("GET", "/reports/sla", "reports.view", False, None),
-    ("GET", "/reports/sla.csv", "reports.export", False, None),
-    ("GET", "/reports/sla.pdf", "reports.export", False, None),
+    ("GET", "/reports/{report}", "reports.view", False, None),
+    ("GET", "/reports/{report}.csv", "reports.export", False, None),
+    ("GET", "/reports/{report}.pdf", "reports.export", False, None),
     ("POST", "/tickets/views", "views.save", False, {"name": "Matrix", "query": "status=open"}),
     ("POST", "/tickets/views/{view}/share", "views.share", True, {"shared": "y"}),
     ("POST", "/tickets/views/{view}/delete", "views.save", True, {}),
@@ -574,6 +574,7 @@ def test_access_matrix(app, demo, actor, method, path, action, is_object, data):
             policy=sla_ids.get("policy"),
             schedule=report_ids.get("schedule"),
             export=report_ids.get("export"),
+            report="sla",
         )
     )
     if method == "GET":
@@ -632,7 +633,8 @@ def test_every_route_is_in_the_matrix(app):
             .replace("{holiday}", "<int:holiday_id>")
             .replace("{policy}", "<int:policy_id>")
             .replace("{schedule}", "<int:schedule_id>")
-            .replace("{export}", "<int:export_id>"),
+            .replace("{export}", "<int:export_id>")
+            .replace("{report}", "<slug>"),
         )
         for m, p, *_ in ROUTES
     }
