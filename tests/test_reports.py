@@ -238,7 +238,8 @@ def test_sla_compliance_counts_met_against_decided_clocks(manager, desk):
     desk.clock(b, "resolution", "running", at(3))
     desk.clock(c, "first_response", "breached", at(4))
     desk.clock(c, "resolution", "cancelled", at(4))  # made no promise: left out
-    desk.clock(c, "on_site", "met", at(1, 12, month=4))  # started in April: left out
+    april = desk.ticket(at(1, 12, month=4), priority="P2")
+    desk.clock(april, "on_site", "met", at(1, 12, month=4))  # an April ticket: left out
 
     clocks = table_of(manager, "sla", by="clock")
     assert clocks[0] == ["Clock", "Clocks", "Met", "Breached", "Still running", "Compliance"]
@@ -395,6 +396,16 @@ def test_each_report_page_has_filters_a_chart_and_a_table(manager, desk, slug):
     assert "<svg" in html and 'role="img"' in html
     assert '<table class="report">' in html
     assert f'href="/reports/{slug}.csv?' in html
+
+
+def test_a_page_shows_the_first_rows_and_the_csv_all(manager, desk, monkeypatch, app):
+    monkeypatch.setitem(app.jinja_env.globals, "page_rows", 5)
+    html = manager.get("/reports/chargers", query_string={**MARCH, "by": "charger"}).get_data(
+        as_text=True
+    )
+    assert html.count('<tr><th scope="row">DEMO-CP-') == 5
+    assert "The first 5 of 12 rows; the CSV has them all." in html
+    assert len(table_of(manager, "chargers", by="charger")) == 1 + 12 + 1
 
 
 def test_htmx_gets_the_report_body_only(manager, desk):

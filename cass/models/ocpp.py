@@ -38,6 +38,12 @@ from cass.extensions import db
 from cass.models.tenancy import TenantOwned
 from ocpp_bridge.vocab import COMMAND_STATES, EVENT_KINDS
 
+# A connector fault: a status report that says Faulted or names an error (the charger page's
+# "faults only", the workflow rules and the reports read them so).
+FAULT_PREDICATE = (
+    "kind = 'status' AND (status = 'Faulted' OR coalesce(error_code, 'NoError') <> 'NoError')"
+)
+
 # Partitions of ocpp_message are named ocpp_message_YYYYMMDD and made at run time.
 OCPP_MESSAGE_PARTITION_RE = r"^ocpp_message_\d{8}$"
 # Transaction ids come from one sequence, so they are unique across tenants and instances.
@@ -74,6 +80,14 @@ class ChargerEvent(TenantOwned, db.Model):
         _charger_fk("fk_charger_event_charger"),
         CheckConstraint(_in("kind", EVENT_KINDS), name="ck_charger_event_kind"),
         Index("ix_charger_event_charger_at", "charger_id", text("at DESC")),
+        # Reports: a tenant's faults in a date range; only fault rows, so the bridge's other
+        # events cost it nothing. The predicate is the reports' (cass.services.reports.chargers).
+        Index(
+            "ix_charger_event_tenant_faults",
+            "tenant_id",
+            "at",
+            postgresql_where=text(FAULT_PREDICATE),
+        ),
         # The workflow worker's queue: events that may trigger rules, not yet evaluated.
         Index(
             "ix_charger_event_unhandled",
@@ -136,6 +150,8 @@ class ChargingSession(db.Model):
         UniqueConstraint("charger_id", "transaction_ref", name="uq_charging_session_ref"),
         UniqueConstraint("tenant_id", "id", name="uq_charging_session_tenant_id"),
         Index("ix_charging_session_charger_started", "charger_id", text("started_at DESC")),
+        # Reports: a tenant's sessions in a date range.
+        Index("ix_charging_session_tenant_started", "tenant_id", "started_at"),
     )
 
     id: Mapped[int] = mapped_column(

@@ -13,6 +13,9 @@ from cass.charts import Series, bar_chart, line_chart
 from cass.services.reports import Report, Table
 
 EMPTY = "—"
+# A page shows this many rows of a table (a thousand chargers make a page nobody reads); the
+# totals, the CSV and the PDF hold them all.
+PAGE_ROWS = 200
 
 
 def chart_for(report: Report, table: Table, *, inline_colours: bool = False) -> Markup | None:
@@ -68,5 +71,6 @@ def report_value(value: Any, kind: str) -> str:
 
 
 def init_presenting(app: Flask) -> None:
-    """Offer `report_value` to templates as a filter."""
+    """Offer `report_value` to templates as a filter, and `page_rows`."""
     app.jinja_env.filters["report_value"] = report_value
+    app.jinja_env.globals["page_rows"] = PAGE_ROWS

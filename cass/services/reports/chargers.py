@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cass.models.ocpp import FAULT_PREDICATE
 from cass.services import uptime
 from cass.services.reports.base import (
     Chart,
@@ -19,11 +20,15 @@ from cass.services.reports.base import (
 )
 
 GROUPINGS = {"charger": "Charger", "model": "Model", "site": "Site", "error_code": "Error code"}
-# A status report is a fault when the connector says Faulted or names an error (as the charger
-# page's "faults only" timeline and the workflow rules read them).
+# A fault (cass.models.ocpp.FAULT_PREDICATE) on a charger_event aliased "e".
 FAULT = (
     "e.kind = 'status' AND (e.status = 'Faulted' OR coalesce(e.error_code, 'NoError') <> 'NoError')"
 )
+# The tenant's faults in the range, with the predicate of index ix_charger_event_tenant_faults.
+FAULTS = f"""
+    SELECT charger_id, at, error_code FROM charger_event
+    WHERE tenant_id = :tenant AND at >= :since AND at < :until AND {FAULT_PREDICATE}
+"""
 KEYS = {
     "charger": "c.id",
     "model": "concat_ws(' ', c.manufacturer, c.model)",
@@ -42,12 +47,7 @@ def build(f: Filters) -> Table:
         return _by_code(f, site)
     rows = fetch(
         f"""
-        WITH faults AS (
-            SELECT e.charger_id, count(*) AS n
-            FROM charger_event e
-            WHERE e.tenant_id = :tenant AND e.at >= :since AND e.at < :until AND {FAULT}
-            GROUP BY 1
-        )
+        WITH faults AS (SELECT charger_id, count(*) AS n FROM ({FAULTS}) AS f GROUP BY 1)
         SELECT {KEYS[f.by]}, count(*), count(faults.charger_id), coalesce(sum(faults.n), 0),
                array_agg(c.id)
         FROM charger c LEFT JOIN faults ON faults.charger_id = c.id
@@ -97,8 +97,8 @@ def _by_code(f: Filters, site: str) -> Table:
         f"""
         SELECT coalesce(nullif(e.error_code, 'NoError'), 'Faulted (no code)'), count(*),
                count(DISTINCT e.charger_id)
-        FROM charger_event e JOIN charger c ON c.tenant_id = e.tenant_id AND c.id = e.charger_id
-        WHERE e.tenant_id = :tenant AND e.at >= :since AND e.at < :until AND {FAULT} {site}
+        FROM ({FAULTS}) AS e JOIN charger c ON c.id = e.charger_id
+        WHERE c.tenant_id = :tenant {site}
         GROUP BY 1
         ORDER BY 2 DESC, 1
         """,
@@ -107,8 +107,8 @@ def _by_code(f: Filters, site: str) -> Table:
     chargers = fetch(
         f"""
         SELECT count(DISTINCT e.charger_id)
-        FROM charger_event e JOIN charger c ON c.tenant_id = e.tenant_id AND c.id = e.charger_id
-        WHERE e.tenant_id = :tenant AND e.at >= :since AND e.at < :until AND {FAULT} {site}
+        FROM ({FAULTS}) AS e JOIN charger c ON c.id = e.charger_id
+        WHERE c.tenant_id = :tenant {site}
         """,
         bind(f),
     )[0][0]

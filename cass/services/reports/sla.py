@@ -28,7 +28,7 @@ GROUPINGS = {
 
 
 def build(f: Filters) -> Table:
-    """Count the clocks started in the range per group: met, breached, still running.
+    """Count the clocks of the tickets created in the range per group: met, breached, running.
 
     Compliance is met / (met + breached): a clock still running has not been decided, and a
     cancelled one (its ticket cancelled, or solved before a visit was needed) made no promise.
@@ -36,9 +36,9 @@ def build(f: Filters) -> Table:
     key = "c.clock" if f.by == "clock" else f"t.{TICKET_GROUPS[f.by][0]}"
     where = " AND ".join(
         [
-            "c.tenant_id = :tenant",
-            "c.started_at >= :since",
-            "c.started_at < :until",
+            "t.tenant_id = :tenant",
+            "t.created_at >= :since",
+            "t.created_at < :until",
             "c.state <> 'cancelled'",
             *ticket_conditions(f, FILTERS),
         ]
@@ -49,8 +49,8 @@ def build(f: Filters) -> Table:
                count(*) FILTER (WHERE c.state = 'met'),
                count(*) FILTER (WHERE c.state = 'breached'),
                count(*) FILTER (WHERE c.state IN ('running', 'warning', 'paused'))
-        FROM sla_clock c
-        JOIN ticket t ON t.tenant_id = c.tenant_id AND t.id = c.ticket_id
+        FROM ticket t
+        JOIN sla_clock c ON c.tenant_id = t.tenant_id AND c.ticket_id = t.id
         WHERE {where}
         GROUP BY 1
         """,
@@ -98,7 +98,7 @@ register(
     Report(
         slug="sla",
         title="SLA compliance",
-        summary="Clocks started in the period: met, breached and still running, per group.",
+        summary="The clocks of tickets opened in the period: met, breached, still running.",
         filters=FILTERS,
         groupings=GROUPINGS,
         build=build,
