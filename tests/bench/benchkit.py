@@ -1,0 +1,100 @@
+"""What the benchmarks share: an embedded PostgreSQL of their own, migrated, and cleaned up.
+
+    with benchkit.embedded("cass-bench-x-", pgdata=args.pgdata) as bench:
+        app = benchkit.migrated_app(bench.url)
+        ...
+
+The server runs in a temporary folder (deleted afterwards) or over `--pgdata DIR`, which is
+kept, stopped, for the next run to reuse its seeded data. Loading tens of millions of rows needs
+no durability: fsync, synchronous_commit and full_page_writes are off unless `durable=True`.
+Importing this module puts the project root on sys.path, so the benches import `cass`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+FAST_LOAD = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+
+
+def log(message: str) -> None:
+    """Print a line at once (the benches run for minutes; output must not wait in a buffer)."""
+    print(message, flush=True)
+
+
+@dataclass(frozen=True)
+class Bench:
+    """A running embedded server with the bench's database on it."""
+
+    server: Any  # pgserver's handle
+    url: str  # the bench database's libpq URL
+    root: Path  # a temporary folder, deleted afterwards (CASS_INSTANCE_DIR is under it)
+    pgdata: Path
+
+
+@contextmanager
+def embedded(
+    prefix: str,
+    *,
+    database: str = "cass_bench",
+    pgdata: str | Path | None = None,
+    durable: bool = False,
+    settings: Mapping[str, str] | None = None,
+) -> Iterator[Bench]:
+    """Start an embedded PostgreSQL in a temporary folder (or over `pgdata`, kept afterwards),
+    set `settings` (ALTER SYSTEM; the fast-load ones too unless `durable`), create `database`;
+    stop the server and delete the folder when the block ends."""
+    from cass.embedded_db import ensure_database, start_embedded
+
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    os.environ["CASS_INSTANCE_DIR"] = str(root / "instance")
+    data = Path(pgdata).resolve() if pgdata else root / "pgdata"
+    server = start_embedded(data, cleanup_mode="stop" if pgdata else "delete")
+    try:
+        wanted = {**({} if durable else FAST_LOAD), **(settings or {})}
+        if wanted:
+            with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+                for name, value in wanted.items():
+                    conn.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+                conn.execute("SELECT pg_reload_conf()")
+        url = ensure_database(server.get_uri(), database)
+        yield Bench(server, url, root, data)
+    finally:
+        server.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def migrated_app(url: str, secret: str = "bench-secret", **overrides: Any) -> Any:  # noqa: S107
+    """Return the Flask app on `url`, its schema migrated to head (the engine's pool empty)."""
+    from flask_migrate import upgrade
+
+    from cass import create_app
+    from cass.config import Config
+    from cass.extensions import db
+
+    app = create_app(Config(DATABASE_URL=url, SECRET_KEY=secret), **overrides)
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+    return app
+
+
+def scalar(url: str, sql: str, params: Any = None) -> Any:
+    """Return the first column of the first row of `sql` (as the owner: no row security)."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(sql, params).fetchone()
+    return row[0] if row else None
