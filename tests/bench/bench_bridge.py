@@ -40,13 +40,11 @@ import json
 import os
 import random
 import resource
-import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -1332,26 +1330,17 @@ def main() -> None:
     args.warmup = min(5.0, args.duration / 4)
     args.fleet = max(args.chargers, args.storm, args.load_chargers) + 1000
 
-    root = Path(tempfile.mkdtemp(prefix="cass-bench-bridge-"))
-    os.environ["CASS_INSTANCE_DIR"] = str(root / "instance")
-    from cass.embedded_db import ensure_database, start_embedded
+    import benchkit  # not in the load generators and servers this script also runs as
 
-    pgdata = Path(args.pgdata).resolve() if args.pgdata else root / "pgdata"
-    server = start_embedded(pgdata, cleanup_mode="stop" if args.pgdata else "delete")
-    args.pgdata_path = pgdata
     out: dict[str, Any] = {}
-    try:
-        url = ensure_database(server.get_uri(), "cass_bench_bridge")
-        from cass import create_app
-        from cass.config import Config
-        from cass.extensions import db
-
-        app = create_app(Config(DATABASE_URL=url, SECRET_KEY="bench"))
-        with app.app_context():
-            from flask_migrate import upgrade
-
-            upgrade()
-            db.engine.dispose()
+    # Durable commits (fsync and synchronous_commit as shipped): the bridge's group commits
+    # are part of what is measured.
+    with benchkit.embedded(
+        "cass-bench-bridge-", database="cass_bench_bridge", pgdata=args.pgdata, durable=True
+    ) as bench:
+        url, root = bench.url, bench.root
+        args.pgdata_path = bench.pgdata
+        benchkit.migrated_app(url, secret="bench")
         count = scalar(url, "SELECT count(*) FROM charger")
         if count < args.fleet:
             if count:
@@ -1369,9 +1358,6 @@ def main() -> None:
         if "connections" in only:
             phase_connections(url, root, args, out)
         report(args, out)
-    finally:
-        server.cleanup()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -10,22 +10,14 @@ client, so the figure is the whole request: form, permission, SQL, history, audi
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
+import benchkit
 import psycopg
 from bench_ticket_list import CSRF_RE, PASSWORD, TENANTS, seed
 from sqlalchemy import select
 
-from cass import create_app
-from cass.config import Config
-from cass.embedded_db import ensure_database, start_embedded
 from cass.extensions import db
 from cass.models import Ticket, User
 from cass.services import tickets
@@ -63,17 +55,9 @@ def main() -> None:
     parser.add_argument("--tickets", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="cass-bench-bulk-"))
-    os.environ["CASS_INSTANCE_DIR"] = str(root / "instance")
-    server = start_embedded(root / "pgdata", cleanup_mode="delete")
-    try:
-        url = ensure_database(server.get_uri(), "cass_bench")
-        app = create_app(Config(DATABASE_URL=url, SECRET_KEY="bench"))
-        with app.app_context():
-            from flask_migrate import upgrade
-
-            upgrade()
-            db.engine.dispose()
+    with benchkit.embedded("cass-bench-bulk-", durable=True) as bench:
+        url = bench.url
+        app = benchkit.migrated_app(url, secret="bench")
         print(f"seeding {args.tickets:,} tickets over {TENANTS} tenants with COPY…", flush=True)
         seed(url, args.tickets, TENANTS, hash_password(PASSWORD))
         client = app.test_client()
@@ -123,8 +107,6 @@ def main() -> None:
         )
         with app.app_context():
             db.engine.dispose()
-    finally:
-        server.cleanup()
 
 
 if __name__ == "__main__":

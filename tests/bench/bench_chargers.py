@@ -33,29 +33,23 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import benchkit
 import psycopg
+from benchkit import ROOT, log
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from cass import create_app
-from cass.config import Config
-from cass.embedded_db import ensure_database, start_embedded
 from cass.extensions import db
 
-ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "bench-password-1"
 CHATTY = "BENCH-CP-000042"
 TABLES = (
@@ -67,10 +61,6 @@ TABLES = (
     "ocpp_message",
 )
 CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
-
-
-def log(message: str) -> None:
-    print(message, flush=True)
 
 
 SEED_SQL = """
@@ -266,32 +256,18 @@ def main() -> None:
     parser.add_argument("--plans", action="store_true", help="with --explain: the whole plans")
     parser.add_argument("--only", help="run the scenarios whose name matches this regex")
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="cass-bench-"))
-    os.environ["CASS_INSTANCE_DIR"] = str(root / "instance")
-    pgdata = Path(args.pgdata).resolve() if args.pgdata else root / "pgdata"
-    server = start_embedded(pgdata, cleanup_mode="stop" if args.pgdata else "delete")
-    args.workdir = root
-    try:
-        run(server, args)
-    finally:
-        server.cleanup()
-        shutil.rmtree(root, ignore_errors=True)
+    with benchkit.embedded(
+        "cass-bench-",
+        database="cass_bench_chargers",
+        pgdata=args.pgdata,
+        settings={"max_wal_size": "8GB"},  # fewer checkpoints while seeding tens of gigabytes
+    ) as bench:
+        args.workdir = bench.root
+        run(bench.url, args)
 
 
-def run(server: object, args: argparse.Namespace) -> None:
-    with psycopg.connect(server.get_uri(), autocommit=True) as conn:  # type: ignore[attr-defined]
-        for setting in ("fsync", "synchronous_commit", "full_page_writes"):
-            conn.execute(f"ALTER SYSTEM SET {setting} = off")
-        # Fewer checkpoints while seeding tens of gigabytes.
-        conn.execute("ALTER SYSTEM SET max_wal_size = '8GB'")
-        conn.execute("SELECT pg_reload_conf()")
-    url = ensure_database(server.get_uri(), "cass_bench_chargers")  # type: ignore[attr-defined]
-    app = create_app(Config(DATABASE_URL=url, SECRET_KEY="bench-secret"))
-    with app.app_context():
-        from flask_migrate import upgrade
-
-        upgrade()
-        db.engine.dispose()
+def run(url: str, args: argparse.Namespace) -> None:
+    app = benchkit.migrated_app(url)
     with psycopg.connect(url) as conn:
         seeded = conn.execute("SELECT count(*) FROM charger WHERE ocpp_id LIKE 'DEMO-BENCH-%'")
         seeded = seeded.fetchone()[0]

@@ -22,21 +22,14 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
+import benchkit
 from sqlalchemy import delete, select
 
-from cass import create_app
 from cass.business_time import parse_hours
-from cass.config import Config
-from cass.embedded_db import ensure_database, start_embedded
 from cass.extensions import db
 from cass.models import BusinessCalendar, CalendarHoliday, SlaClock, Ticket, User
 from cass.services import sla, tickets
@@ -185,16 +178,8 @@ def main() -> None:
     global CLOCK
     if args.cpu:
         CLOCK = time.process_time
-    root = Path(tempfile.mkdtemp(prefix="cass-bench-sla-clocks-"))
-    os.environ["CASS_INSTANCE_DIR"] = str(root / "instance")
-    server = start_embedded(root / "pgdata", cleanup_mode="delete")
-    try:
-        url = ensure_database(server.get_uri(), "cass_bench")
-        app = create_app(Config(DATABASE_URL=url, SECRET_KEY="bench"))
-        with app.app_context():
-            from flask_migrate import upgrade
-
-            upgrade()
+    with benchkit.embedded("cass-bench-sla-clocks-", durable=True) as bench:
+        app = benchkit.migrated_app(bench.url, secret="bench")
         tenant_id = prepare(app)
         results = [run(app, tenant_id, args.tickets) for _ in range(args.runs)]
         load = os.getloadavg()[0]
@@ -211,8 +196,6 @@ def main() -> None:
             worst = statistics.median(max(r[step]) for r in results)
             total += p50
             print(f"{step:<10} {p50:8.2f} {p95:8.2f} {worst:8.2f}")
-    finally:
-        server.cleanup()
 
 
 if __name__ == "__main__":

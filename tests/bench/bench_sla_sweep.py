@@ -38,19 +38,17 @@ import math
 import os
 import random
 import re
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import benchkit
 import psycopg
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from benchkit import log
 
 from cass.business_time import TWENTY_FOUR_SEVEN, Calendar
 
@@ -79,10 +77,6 @@ SNAPSHOT_COLUMNS = (
     "state, warn_at, due_at, warned_at, breached_at, stopped_at, escalation_level,"
     " next_escalation_at, updated_at"
 )
-
-
-def log(message: str) -> None:
-    print(message, flush=True)
 
 
 def copy_rows(conn: psycopg.Connection, table: str, columns: str, rows: Iterator[str]) -> int:
@@ -652,32 +646,12 @@ def main() -> None:
     if args.runs < 5:
         parser.error("--runs must be at least 5")
 
-    root = Path(tempfile.mkdtemp(prefix="cass-bench-sla-"))
-    os.environ["CASS_INSTANCE_DIR"] = str(root / "instance")
-    pgdata = Path(args.pgdata).resolve() if args.pgdata else root / "pgdata"
-    from cass.embedded_db import start_embedded
-
-    server = start_embedded(pgdata, cleanup_mode="stop" if args.pgdata else "delete")
-    try:
-        run(server, args)
-    finally:
-        server.cleanup()
-        shutil.rmtree(root, ignore_errors=True)
+    with benchkit.embedded("cass-bench-sla-", pgdata=args.pgdata, durable=True) as bench:
+        run(bench.url, args)
 
 
-def run(server: object, args: argparse.Namespace) -> None:
-    from cass import create_app
-    from cass.config import Config
-    from cass.embedded_db import ensure_database
-    from cass.extensions import db
-
-    url = ensure_database(server.get_uri(), "cass_bench")  # type: ignore[attr-defined]
-    app = create_app(Config(DATABASE_URL=url, SECRET_KEY="bench"))
-    with app.app_context():
-        from flask_migrate import upgrade
-
-        upgrade()
-        db.engine.dispose()
+def run(url: str, args: argparse.Namespace) -> None:
+    app = benchkit.migrated_app(url, secret="bench")
     with psycopg.connect(url) as conn:
         count = conn.execute(
             "SELECT count(*) FROM ticket WHERE status IN"

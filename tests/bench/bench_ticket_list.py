@@ -21,22 +21,15 @@ import io
 import os
 import random
 import re
-import shutil
 import statistics
-import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
+import benchkit
 import psycopg
+from benchkit import log
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from cass import create_app
-from cass.config import Config
-from cass.embedded_db import ensure_database, start_embedded
 from cass.extensions import db
 
 TENANTS = 20
@@ -70,10 +63,6 @@ STATUSES_OPEN = ("new", "assigned", "in_progress", "on_hold", "reopened")
 PRIORITY_WEIGHTS = (("P1", 5), ("P2", 20), ("P3", 50), ("P4", 25))
 CATEGORIES = ("hardware", "connectivity", "payment", "firmware", "damage", "other")
 CHANNELS = ("phone", "email", "web", "ocpp-auto", "api")
-
-
-def log(message: str) -> None:
-    print(message, flush=True)
 
 
 def copy_rows(conn: psycopg.Connection, table: str, columns: str, rows: Iterator[str]) -> None:
@@ -347,33 +336,12 @@ def main() -> None:
     if args.runs < 30:
         parser.error("--runs must be at least 30")
 
-    root = Path(tempfile.mkdtemp(prefix="cass-bench-"))
-    os.environ["CASS_INSTANCE_DIR"] = str(root / "instance")
-    pgdata = Path(args.pgdata).resolve() if args.pgdata else root / "pgdata"
-    server = start_embedded(pgdata, cleanup_mode="stop" if args.pgdata else "delete")
-    try:
-        run_bench(server, args)
-    finally:
-        server.cleanup()
-        shutil.rmtree(root, ignore_errors=True)
+    with benchkit.embedded("cass-bench-", pgdata=args.pgdata) as bench:
+        run_bench(bench.url, args)
 
 
-def run_bench(server: object, args: argparse.Namespace) -> None:
-    with psycopg.connect(server.get_uri(), autocommit=True) as conn:  # type: ignore[attr-defined]
-        for setting, value in (
-            ("fsync", "off"),
-            ("synchronous_commit", "off"),
-            ("full_page_writes", "off"),
-        ):
-            conn.execute(f"ALTER SYSTEM SET {setting} = {value}")
-        conn.execute("SELECT pg_reload_conf()")
-    url = ensure_database(server.get_uri(), "cass_bench")  # type: ignore[attr-defined]
-    app = create_app(Config(DATABASE_URL=url, SECRET_KEY="bench-secret"))
-    with app.app_context():
-        from flask_migrate import upgrade
-
-        upgrade()
-        db.engine.dispose()
+def run_bench(url: str, args: argparse.Namespace) -> None:
+    app = benchkit.migrated_app(url)
     with psycopg.connect(url) as conn:
         count = conn.execute("SELECT count(*) FROM ticket").fetchone()[0]
     if count != args.tickets:
