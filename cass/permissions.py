@@ -49,8 +49,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # The charger registry (/admin/chargers): asset data, vendor, key, registration, CSV.
     "assets.view": frozenset({"admin", "as_manager"}),
     "assets.manage": frozenset({"admin"}),
-    # Charging sessions (/sessions and its CSV): id tags, energy, duration and cost.
+    # Charging sessions (/sessions): id tags, energy, duration and cost; its CSV, like every
+    # download of a whole list, for managers and admins (issue 7).
     "sessions.view": STAFF,
+    "sessions.export": frozenset({"admin", "as_manager"}),
     # Tariffs per site (/admin/tariffs): the desk reads prices; admins set them.
     "tariffs.view": STAFF,
     "tariffs.manage": frozenset({"admin"}),

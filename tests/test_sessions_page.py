@@ -165,8 +165,13 @@ def test_htmx_filter_change_gets_the_table_only(agent, sessions):
     assert response.headers["Vary"] and "HX-Request" in response.headers["Vary"]
 
 
-def test_csv_export_streams_every_matching_session(agent, sessions):
-    response = agent.get("/sessions.csv?charger=DEMO-CP-0001")
+def test_csv_export_streams_every_matching_session(app, agent, sessions):
+    # Agents read the list; downloading it is for managers and admins.
+    assert agent.get("/sessions.csv").status_code == 403
+    assert "Download CSV" not in agent.get("/sessions").get_data(as_text=True)
+    manager = as_user(app, "manager@demo.test")
+    assert "Download CSV" in manager.get("/sessions").get_data(as_text=True)
+    response = manager.get("/sessions.csv?charger=DEMO-CP-0001")
     assert response.status_code == 200
     assert response.mimetype == "text/csv"
     assert "attachment" in response.headers["Content-Disposition"]
@@ -193,5 +198,5 @@ def test_the_other_tenant_sees_only_its_own(app, demo, sessions):
     acme = as_user(app, "agent@acme.test")
     html = acme.get("/sessions").get_data(as_text=True)
     assert rows_of(html) == [str(sessions["acme"])]
-    body = acme.get("/sessions.csv").get_data(as_text=True)
+    body = as_user(app, "admin@acme.test").get("/sessions.csv").get_data(as_text=True)
     assert "DEMO-CP" not in body and "ACME-CP-0001" in body

@@ -34,7 +34,7 @@ def index() -> Response:
 
 
 @bp.get("/sessions.csv")
-@requires("sessions.view")
+@requires("sessions.export")
 def sessions_csv() -> Response:
     """Stream every session matching the list's filters as CSV (no page cap)."""
     rows = charging_sessions.export_rows(charging_sessions.parse_query(request.args))
