@@ -287,7 +287,7 @@ ROUTES = [
     ),
     ("POST", "/admin/tariffs/{tariff}/delete", "tariffs.manage", True, {}),
     ("GET", "/sessions", "sessions.view", False, None),
-    ("GET", "/sessions.csv", "sessions.view", False, None),
+    ("GET", "/sessions.csv", "sessions.export", False, None),
     ("GET", "/admin/csms", "csms.manage", False, None),
     ("POST", "/admin/csms/secret", "csms.manage", False, {}),
     ("POST", "/admin/csms/secret/delete", "csms.manage", False, {}),
