@@ -273,6 +273,11 @@ def ticket_conditions(f: Filters, names: Sequence[str], alias: str = "t") -> lis
     return [f"{alias}.{columns[n]} = :{n}" for n in names if getattr(f, n) is not None]
 
 
+def and_tickets(f: Filters, names: Sequence[str], alias: str = "t") -> str:
+    """Return " AND <condition>" for each filter in `names` that is set (or "")."""
+    return "".join(f" AND {c}" for c in ticket_conditions(f, names, alias))
+
+
 def bind(f: Filters, **extra: Any) -> dict[str, Any]:
     """Return the bound values every report select uses: tenant, range, zone and filters."""
     return {

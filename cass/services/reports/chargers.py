@@ -4,20 +4,7 @@ from __future__ import annotations
 
 from cass.models.ocpp import FAULT_PREDICATE
 from cass.services import uptime
-from cass.services.reports.base import (
-    Chart,
-    Column,
-    Filters,
-    Report,
-    Table,
-    bind,
-    entity_names,
-    fetch,
-    hours,
-    percent,
-    register,
-    total,
-)
+from cass.services.reports import base
 
 GROUPINGS = {"charger": "Charger", "model": "Model", "site": "Site", "error_code": "Error code"}
 # A fault (cass.models.ocpp.FAULT_PREDICATE) on a charger_event aliased "e".
@@ -36,7 +23,7 @@ KEYS = {
 }
 
 
-def build(f: Filters) -> Table:
+def build(f: base.Filters) -> base.Table:
     """Per charger, model or site: chargers, how many faulted, faults and uptime in the range.
 
     Grouped by error code: the faults with each code and how many chargers reported it.
@@ -45,7 +32,7 @@ def build(f: Filters) -> Table:
     site = " AND c.site_id = :site" if f.site is not None else ""
     if f.by == "error_code":
         return _by_code(f, site)
-    rows = fetch(
+    rows = base.fetch(
         f"""
         WITH faults AS (SELECT charger_id, count(*) AS n FROM ({FAULTS}) AS f GROUP BY 1)
         SELECT {KEYS[f.by]}, count(*), count(faults.charger_id), coalesce(sum(faults.n), 0),
@@ -54,46 +41,46 @@ def build(f: Filters) -> Table:
         WHERE c.tenant_id = :tenant {site}
         GROUP BY 1
         """,
-        bind(f),
+        base.bind(f),
     )
     figures = uptime.availability([i for r in rows for i in r[4]], f.since, f.until)
     names = {}
     if f.by != "model":
-        names = entity_names("charger" if f.by == "charger" else "site", [r[0] for r in rows])
+        names = base.entity_names("charger" if f.by == "charger" else "site", [r[0] for r in rows])
     table = []
     for key, chargers, faulty, faults, ids in rows:
         up = sum(figures[i].charger.up_seconds for i in ids if i in figures)
         down = sum(figures[i].charger.down_seconds for i in ids if i in figures)
         label = names.get(key, key) if f.by != "model" else (key or "Unknown model")
-        table.append((label, chargers, faulty, faults, _percent(up, up + down), hours(down)))
+        table.append((label, chargers, faulty, faults, _percent(up, up + down), base.hours(down)))
     table.sort(key=lambda r: (-r[3], r[4] if r[4] is not None else 101, str(r[0])))
     up_all = sum(a.charger.up_seconds for a in figures.values())
     down_all = sum(a.charger.down_seconds for a in figures.values())
-    return Table(
+    return base.Table(
         columns=(
-            Column("group", GROUPINGS[f.by], "text"),
-            Column("chargers", "Chargers"),
-            Column("faulty", "Chargers with faults"),
-            Column("faults", "Faults"),
-            Column("uptime", "Uptime", "percent"),
-            Column("downtime", "Offline (h)", "hours"),
+            base.Column("group", GROUPINGS[f.by], "text"),
+            base.Column("chargers", "Chargers"),
+            base.Column("faulty", "Chargers with faults"),
+            base.Column("faults", "Faults"),
+            base.Column("uptime", "Uptime", "percent"),
+            base.Column("downtime", "Offline (h)", "hours"),
         ),
         rows=table,
         totals=(
             "Total",
-            total(table, 1),
-            total(table, 2),
-            total(table, 3),
+            base.total(table, 1),
+            base.total(table, 2),
+            base.total(table, 3),
             _percent(up_all, up_all + down_all),
-            hours(down_all),
+            base.hours(down_all),
         ),
-        chart=Chart("bar", ("faults",), horizontal=True, limit=15),
+        chart=base.Chart("bar", ("faults",), horizontal=True, limit=15),
     )
 
 
-def _by_code(f: Filters, site: str) -> Table:
+def _by_code(f: base.Filters, site: str) -> base.Table:
     """Count the faults per error code, and the chargers that reported each."""
-    rows = fetch(
+    rows = base.fetch(
         f"""
         SELECT coalesce(nullif(e.error_code, 'NoError'), 'Faulted (no code)'), count(*),
                count(DISTINCT e.charger_id)
@@ -102,34 +89,34 @@ def _by_code(f: Filters, site: str) -> Table:
         GROUP BY 1
         ORDER BY 2 DESC, 1
         """,
-        bind(f),
+        base.bind(f),
     )
-    chargers = fetch(
+    chargers = base.fetch(
         f"""
         SELECT count(DISTINCT e.charger_id)
         FROM ({FAULTS}) AS e JOIN charger c ON c.id = e.charger_id
         WHERE c.tenant_id = :tenant {site}
         """,
-        bind(f),
+        base.bind(f),
     )[0][0]
-    return Table(
+    return base.Table(
         columns=(
-            Column("group", "Error code", "text"),
-            Column("faults", "Faults"),
-            Column("chargers", "Chargers reporting it"),
+            base.Column("group", "Error code", "text"),
+            base.Column("faults", "Faults"),
+            base.Column("chargers", "Chargers reporting it"),
         ),
         rows=rows,
-        totals=("Total", total(rows, 1), chargers),
-        chart=Chart("bar", ("faults",), horizontal=True, limit=15),
+        totals=("Total", base.total(rows, 1), chargers),
+        chart=base.Chart("bar", ("faults",), horizontal=True, limit=15),
     )
 
 
 def _percent(part: float, whole: float) -> float | None:
-    return percent(part, whole) if whole > 0 else None  # type: ignore[arg-type]
+    return base.percent(part, whole) if whole > 0 else None  # type: ignore[arg-type]
 
 
-register(
-    Report(
+base.register(
+    base.Report(
         slug="chargers",
         title="Charger uptime and faults",
         summary="Faults and uptime per charger, model or site, and the error codes reported.",

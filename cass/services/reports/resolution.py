@@ -2,20 +2,7 @@
 
 from __future__ import annotations
 
-from cass.services.reports.base import (
-    PERIODS,
-    Chart,
-    Column,
-    Filters,
-    Report,
-    Table,
-    bind,
-    fetch,
-    mean_hours,
-    register,
-    ticket_conditions,
-    total,
-)
+from cass.services.reports import base
 
 FILTERS = ("site", "vendor", "engineer", "priority", "category")
 GROUPINGS = {"week": "Week", "day": "Day", "month": "Month"}
@@ -45,17 +32,17 @@ RESPONDED = """
 """
 
 
-def build(f: Filters) -> Table:
+def build(f: base.Filters) -> base.Table:
     """Per period: tickets created, first responses and their mean time, resolutions and MTTR.
 
     Times are wall-clock hours from creation (the SLA report counts business time); a ticket
     counts in the period of the event measured, so a trend shows when work got done. Periods
     start on the first day of the range's first day, week (Monday) or month.
     """
-    where = "".join(f" AND {c}" for c in ticket_conditions(f, FILTERS))
-    rows = fetch(
+    where = base.and_tickets(f, FILTERS)
+    rows = base.fetch(
         f"""
-        WITH periods AS ({PERIODS}),
+        WITH periods AS ({base.PERIODS}),
         created AS ({_counted("created_at", where, seconds=False)}),
         responded AS ({RESPONDED.format(where=where)}),
         resolved AS ({_counted("resolved_at", where, seconds=True)})
@@ -69,46 +56,46 @@ def build(f: Filters) -> Table:
         LEFT JOIN resolved ON resolved.p = periods.p
         ORDER BY 1
         """,
-        bind(f, unit=f.by),
+        base.bind(f, unit=f.by),
     )
     table = [
         (
             p,
             created,
             responded,
-            mean_hours(resp_s, responded),
+            base.mean_hours(resp_s, responded),
             resolved,
-            mean_hours(res_s, resolved),
+            base.mean_hours(res_s, resolved),
         )
         for p, created, responded, resp_s, resolved, res_s in rows
     ]
     responded_s = sum(float(r[3] or 0) for r in rows)
     resolved_s = sum(float(r[5] or 0) for r in rows)
-    n_responded, n_resolved = total(table, 2), total(table, 4)
-    return Table(
+    n_responded, n_resolved = base.total(table, 2), base.total(table, 4)
+    return base.Table(
         columns=(
-            Column("period", GROUPINGS[f.by], "period"),
-            Column("created", "Created"),
-            Column("responded", "First responses"),
-            Column("mtta", "Mean time to first response (h)", "hours"),
-            Column("resolved", "Resolved"),
-            Column("mttr", "Mean time to resolve (h)", "hours"),
+            base.Column("period", GROUPINGS[f.by], "period"),
+            base.Column("created", "Created"),
+            base.Column("responded", "First responses"),
+            base.Column("mtta", "Mean time to first response (h)", "hours"),
+            base.Column("resolved", "Resolved"),
+            base.Column("mttr", "Mean time to resolve (h)", "hours"),
         ),
         rows=table,
         totals=(
             "Whole period",
-            total(table, 1),
+            base.total(table, 1),
             n_responded,
-            mean_hours(responded_s, n_responded),
+            base.mean_hours(responded_s, n_responded),
             n_resolved,
-            mean_hours(resolved_s, n_resolved),
+            base.mean_hours(resolved_s, n_resolved),
         ),
-        chart=Chart("line", ("mtta", "mttr"), unit="h"),
+        chart=base.Chart("line", ("mtta", "mttr"), unit="h"),
     )
 
 
-register(
-    Report(
+base.register(
+    base.Report(
         slug="resolution",
         title="Response and resolution times (MTTA, MTTR)",
         summary="Mean hours to first response and to resolution, by week, day or month.",

@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-from cass.services.reports.base import (
-    PERIODS,
-    Chart,
-    Column,
-    Filters,
-    Report,
-    Table,
-    bind,
-    fetch,
-    register,
-    total,
-)
+from cass.services.reports import base
 
 GROUPINGS = {"day": "Day", "week": "Week", "month": "Month"}
 
 
-def build(f: Filters) -> Table:
+def build(f: base.Filters) -> base.Table:
     """Per period and currency: sessions started, kWh delivered, revenue (costs at stop).
 
     A session counts in the period it started in; energy and cost come once it has stopped.
@@ -27,9 +16,9 @@ def build(f: Filters) -> Table:
     site = ""
     if f.site is not None:
         site = " AND s.charger_id IN (SELECT id FROM charger WHERE site_id = :site)"
-    rows = fetch(
+    rows = base.fetch(
         f"""
-        WITH periods AS ({PERIODS}), counted AS (
+        WITH periods AS ({base.PERIODS}), counted AS (
             SELECT date_trunc(:unit, s.started_at AT TIME ZONE :zone) AS p, s.currency,
                    count(*) AS n, sum(s.energy_wh) AS wh, sum(s.cost) AS cost
             FROM charging_session s
@@ -42,26 +31,26 @@ def build(f: Filters) -> Table:
         FROM periods LEFT JOIN counted ON counted.p = periods.p
         ORDER BY 1, 2
         """,
-        bind(f, unit=f.by),
+        base.bind(f, unit=f.by),
     )
     currencies = sorted({r[1] for r in rows if r[1]})
-    return Table(
+    return base.Table(
         columns=(
-            Column("period", GROUPINGS[f.by], "period"),
-            Column("currency", "Currency", "text"),
-            Column("sessions", "Sessions"),
-            Column("kwh", "Energy (kWh)", "kwh"),
-            Column("revenue", "Revenue", "money"),
+            base.Column("period", GROUPINGS[f.by], "period"),
+            base.Column("currency", "Currency", "text"),
+            base.Column("sessions", "Sessions"),
+            base.Column("kwh", "Energy (kWh)", "kwh"),
+            base.Column("revenue", "Revenue", "money"),
         ),
         rows=rows,
         totals=(
             "Whole period",
             currencies[0] if len(currencies) == 1 else "",
-            total(rows, 2),
-            total(rows, 3),
-            total(rows, 4) if len(currencies) <= 1 else None,
+            base.total(rows, 2),
+            base.total(rows, 3),
+            base.total(rows, 4) if len(currencies) <= 1 else None,
         ),
-        chart=Chart("bar", ("kwh",), unit="kWh"),
+        chart=base.Chart("bar", ("kwh",), unit="kWh"),
         notes=(
             ["Revenue is in more than one currency: the total is left out."]
             if len(currencies) > 1
@@ -70,8 +59,8 @@ def build(f: Filters) -> Table:
     )
 
 
-register(
-    Report(
+base.register(
+    base.Report(
         slug="sessions",
         title="Charging sessions, energy and revenue",
         summary="Sessions started, kWh delivered and revenue per day, week or month.",

@@ -3,47 +3,32 @@
 from __future__ import annotations
 
 from cass.models.sla import CLOCKS
-from cass.services.reports.base import (
-    GROUP_TITLES,
-    TICKET_GROUPS,
-    Chart,
-    Column,
-    Filters,
-    Report,
-    Table,
-    bind,
-    fetch,
-    labelled,
-    percent,
-    register,
-    ticket_conditions,
-    total,
-)
+from cass.services.reports import base
 
 FILTERS = ("site", "vendor", "engineer", "priority", "category")
 GROUPINGS = {
     "clock": "Clock",
-    **{by: GROUP_TITLES[by] for by in ("site", "vendor", "priority", "engineer", "category")},
+    **{by: base.GROUP_TITLES[by] for by in ("site", "vendor", "priority", "engineer", "category")},
 }
 
 
-def build(f: Filters) -> Table:
+def build(f: base.Filters) -> base.Table:
     """Count the clocks of the tickets created in the range per group: met, breached, running.
 
     Compliance is met / (met + breached): a clock still running has not been decided, and a
     cancelled one (its ticket cancelled, or solved before a visit was needed) made no promise.
     """
-    key = "c.clock" if f.by == "clock" else f"t.{TICKET_GROUPS[f.by][0]}"
+    key = "c.clock" if f.by == "clock" else f"t.{base.TICKET_GROUPS[f.by][0]}"
     where = " AND ".join(
         [
             "t.tenant_id = :tenant",
             "t.created_at >= :since",
             "t.created_at < :until",
             "c.state <> 'cancelled'",
-            *ticket_conditions(f, FILTERS),
+            *base.ticket_conditions(f, FILTERS),
         ]
     )
-    rows = fetch(
+    rows = base.fetch(
         f"""
         SELECT {key},
                count(*) FILTER (WHERE c.state = 'met'),
@@ -54,7 +39,7 @@ def build(f: Filters) -> Table:
         WHERE {where}
         GROUP BY 1
         """,
-        bind(f),
+        base.bind(f),
     )
     rows = [
         (k, met + breached + running, met, breached, running) for k, met, breached, running in rows
@@ -63,28 +48,28 @@ def build(f: Filters) -> Table:
         order = {name: n for n, name in enumerate(CLOCKS)}
         rows = [(CLOCKS.get(r[0], r[0]), *r[1:]) for r in sorted(rows, key=lambda r: order[r[0]])]
     else:
-        rows = labelled(f.by, rows)
-    rows = [(*r, percent(r[2], r[2] + r[3])) for r in rows]
-    met, breached = total(rows, 2), total(rows, 3)
-    return Table(
+        rows = base.labelled(f.by, rows)
+    rows = [(*r, base.percent(r[2], r[2] + r[3])) for r in rows]
+    met, breached = base.total(rows, 2), base.total(rows, 3)
+    return base.Table(
         columns=(
-            Column("group", GROUPINGS[f.by], "text"),
-            Column("clocks", "Clocks"),
-            Column("met", "Met"),
-            Column("breached", "Breached"),
-            Column("running", "Still running"),
-            Column("compliance", "Compliance", "percent"),
+            base.Column("group", GROUPINGS[f.by], "text"),
+            base.Column("clocks", "Clocks"),
+            base.Column("met", "Met"),
+            base.Column("breached", "Breached"),
+            base.Column("running", "Still running"),
+            base.Column("compliance", "Compliance", "percent"),
         ),
         rows=rows,
         totals=(
             "Total",
-            total(rows, 1),
+            base.total(rows, 1),
             met,
             breached,
-            total(rows, 4),
-            percent(met, met + breached),
+            base.total(rows, 4),
+            base.percent(met, met + breached),
         ),
-        chart=Chart(
+        chart=base.Chart(
             "bar",
             ("met", "breached"),
             stacked=True,
@@ -94,8 +79,8 @@ def build(f: Filters) -> Table:
     )
 
 
-register(
-    Report(
+base.register(
+    base.Report(
         slug="sla",
         title="SLA compliance",
         summary="The clocks of tickets opened in the period: met, breached, still running.",

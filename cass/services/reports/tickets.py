@@ -3,41 +3,27 @@
 from __future__ import annotations
 
 from cass.lifecycle import OPEN_STATUSES
-from cass.services.reports.base import (
-    GROUP_TITLES,
-    TICKET_GROUPS,
-    Chart,
-    Column,
-    Filters,
-    Report,
-    Table,
-    bind,
-    fetch,
-    labelled,
-    register,
-    ticket_conditions,
-    total,
-)
+from cass.services.reports import base
 
 FILTERS = ("site", "vendor", "engineer", "priority", "category")
 GROUPINGS = {
-    by: GROUP_TITLES[by]
+    by: base.GROUP_TITLES[by]
     for by in ("status", "priority", "category", "site", "vendor", "engineer", "channel")
 }
 
 
-def build(f: Filters) -> Table:
+def build(f: base.Filters) -> base.Table:
     """Count the tickets created in the range per group: all, still open, resolved, cancelled."""
-    column, _ = TICKET_GROUPS[f.by]
+    column, _ = base.TICKET_GROUPS[f.by]
     where = " AND ".join(
         [
             "t.tenant_id = :tenant",
             "t.created_at >= :since",
             "t.created_at < :until",
-            *ticket_conditions(f, FILTERS),
+            *base.ticket_conditions(f, FILTERS),
         ]
     )
-    rows = fetch(
+    rows = base.fetch(
         f"""
         SELECT t.{column},
                count(*),
@@ -48,20 +34,20 @@ def build(f: Filters) -> Table:
         WHERE {where}
         GROUP BY 1
         """,
-        bind(f, open=list(OPEN_STATUSES)),
+        base.bind(f, open=list(OPEN_STATUSES)),
     )
-    rows = labelled(f.by, rows)
-    return Table(
+    rows = base.labelled(f.by, rows)
+    return base.Table(
         columns=(
-            Column("group", GROUP_TITLES[f.by], "text"),
-            Column("created", "Created"),
-            Column("open", "Still open"),
-            Column("resolved", "Resolved or closed"),
-            Column("cancelled", "Cancelled"),
+            base.Column("group", base.GROUP_TITLES[f.by], "text"),
+            base.Column("created", "Created"),
+            base.Column("open", "Still open"),
+            base.Column("resolved", "Resolved or closed"),
+            base.Column("cancelled", "Cancelled"),
         ),
         rows=rows,
-        totals=("Total", *(total(rows, i) for i in range(1, 5))),
-        chart=Chart(
+        totals=("Total", *(base.total(rows, i) for i in range(1, 5))),
+        chart=base.Chart(
             "bar",
             ("open", "resolved", "cancelled"),
             stacked=True,
@@ -71,8 +57,8 @@ def build(f: Filters) -> Table:
     )
 
 
-register(
-    Report(
+base.register(
+    base.Report(
         slug="tickets-by",
         title="Tickets by status, priority, category, site, vendor or engineer",
         summary="Tickets created in the period, and where they stand now.",

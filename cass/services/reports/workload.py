@@ -4,35 +4,22 @@ from __future__ import annotations
 
 from cass.lifecycle import OPEN_STATUSES
 from cass.models.tickets import _in
-from cass.services.reports.base import (
-    WORKER_ROLES,
-    Chart,
-    Column,
-    Filters,
-    Report,
-    Table,
-    bind,
-    fetch,
-    mean_hours,
-    register,
-    ticket_conditions,
-    total,
-)
+from cass.services.reports import base
 
 FILTERS = ("engineer", "site", "priority", "category")
 # Written as the predicate of index ix_ticket_tenant_open_assignee, so the planner uses it.
 OPEN = _in("t.status", OPEN_STATUSES)
 
 
-def build(f: Filters) -> Table:
+def build(f: base.Filters) -> base.Table:
     """Per person who works tickets: open tickets now, and in the range resolved, MTTR, logged.
 
     "Open now" is today's load whatever the range; the rest counts what happened in the range.
     Site, priority and category narrow every figure to those tickets.
     """
-    tickets = "".join(f" AND {c}" for c in ticket_conditions(f, ("site", "priority", "category")))
+    tickets = base.and_tickets(f, ("site", "priority", "category"))
     people = " AND u.id = :engineer" if f.engineer is not None else ""
-    rows = fetch(
+    rows = base.fetch(
         f"""
         WITH open_now AS (
             SELECT t.assignee_user_id AS uid, count(*) AS n FROM ticket t
@@ -71,40 +58,40 @@ def build(f: Filters) -> Table:
                OR logged.n IS NOT NULL OR changed.n IS NOT NULL)
         ORDER BY 2 DESC, 3 DESC, 1
         """,
-        bind(f, workers=list(WORKER_ROLES)),
+        base.bind(f, workers=list(base.WORKER_ROLES)),
     )
     table = [
-        (name, open_n, res_n, mean_hours(res_s, res_n), logs, minutes, n)
+        (name, open_n, res_n, base.mean_hours(res_s, res_n), logs, minutes, n)
         for name, open_n, res_n, res_s, logs, minutes, n in rows
     ]
     resolved_s = sum(float(r[3] or 0) for r in rows)
-    n_resolved = total(table, 2)
-    return Table(
+    n_resolved = base.total(table, 2)
+    return base.Table(
         columns=(
-            Column("person", "Person", "text"),
-            Column("open", "Open now"),
-            Column("resolved", "Resolved"),
-            Column("mttr", "Mean time to resolve (h)", "hours"),
-            Column("worklogs", "Worklogs"),
-            Column("minutes", "Minutes logged"),
-            Column("changes", "Changes made"),
+            base.Column("person", "Person", "text"),
+            base.Column("open", "Open now"),
+            base.Column("resolved", "Resolved"),
+            base.Column("mttr", "Mean time to resolve (h)", "hours"),
+            base.Column("worklogs", "Worklogs"),
+            base.Column("minutes", "Minutes logged"),
+            base.Column("changes", "Changes made"),
         ),
         rows=table,
         totals=(
             "Total",
-            total(table, 1),
+            base.total(table, 1),
             n_resolved,
-            mean_hours(resolved_s, n_resolved),
-            total(table, 4),
-            total(table, 5),
-            total(table, 6),
+            base.mean_hours(resolved_s, n_resolved),
+            base.total(table, 4),
+            base.total(table, 5),
+            base.total(table, 6),
         ),
-        chart=Chart("bar", ("open", "resolved"), horizontal=True, limit=20),
+        chart=base.Chart("bar", ("open", "resolved"), horizontal=True, limit=20),
     )
 
 
-register(
-    Report(
+base.register(
+    base.Report(
         slug="workload",
         title="Engineer workload and activity",
         summary="Open tickets each person holds now, and what they resolved and logged.",
