@@ -74,6 +74,9 @@ ACTORS = {
 ROUTES = [
     ("GET", "/events", "signed_in", False, None),
     ("GET", "/", "home.view", False, None),
+    ("GET", "/dashboard/tickets", "tickets.view", False, None),
+    ("GET", "/dashboard/fleet", "chargers.view", False, None),
+    ("GET", "/events/dashboard", "home.view", False, None),
     ("GET", "/login", None, False, None),
     ("POST", "/login", None, False, {"email": "agent@demo.test", "password": DEMO_PASSWORD}),
     ("POST", "/logout", "signed_in", False, {}),

@@ -14,6 +14,8 @@ without JavaScript. These streams do it on the server, from the same per-process
 - both are coalesced: the first event of a quiet period goes out at once, later ones at most
   once per interval, and the last one always goes out (a trailing send), so a burst of status
   notifications makes two refreshes, not dozens, and the page never misses the final state.
+
+The home page's dashboard holds the same kind of stream, keeping the ticket and charger events.
 """
 
 from __future__ import annotations
@@ -22,8 +24,19 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from cass.live import Broker
-from cass.live_routes import READY_WAIT_SECONDS, RETRY_MS, sse_message
+from flask import Response, current_app, request
+from flask_login import current_user
+
+from cass.extensions import db
+from cass.live import Broker, get_broker
+from cass.live_routes import (
+    HEARTBEAT_SECONDS,
+    MAX_STREAM_SECONDS,
+    MAX_STREAMS,
+    READY_WAIT_SECONDS,
+    RETRY_MS,
+    sse_message,
+)
 
 Keep = Callable[[dict[str, Any]], bool]
 Watch = Callable[[], dict[str, Any]]
@@ -103,3 +116,34 @@ def coalesced_stream(
                 yield ": ping\n\n"
     finally:
         broker.unsubscribe(sub)
+
+
+def respond(
+    keep: Keep, interval: float, watch: Watch | None = None, watch_every: float = 1.0
+) -> Response:
+    """Answer with the signed-in user's tenant's events that `keep` accepts, coalesced (SSE)."""
+    tenant_id: int = current_user.tenant_id
+    broker = get_broker(current_app)
+    config = current_app.config
+    if broker.subscriber_count() >= int(config.get("LIVE_MAX_STREAMS", MAX_STREAMS)):
+        db.session.remove()
+        return Response("Too many live streams; retry later.", 503, {"Retry-After": "30"})
+    # As /events: give the connection back now, a stream lives for minutes (see live_routes).
+    db.session.remove()
+    response = Response(
+        coalesced_stream(
+            broker,
+            tenant_id,
+            keep,
+            interval=interval,
+            resumed="Last-Event-ID" in request.headers,
+            heartbeat=float(config.get("LIVE_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS)),
+            max_seconds=float(config.get("LIVE_MAX_STREAM_SECONDS", MAX_STREAM_SECONDS)),
+            watch=watch,
+            watch_every=watch_every,
+        ),
+        mimetype="text/event-stream",
+    )
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Accel-Buffering"] = "no"
+    return response

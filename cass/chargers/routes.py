@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Response, abort, current_app, flash, redirect, request, url_for
+from flask import abort, current_app, flash, redirect, request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -14,9 +14,6 @@ from cass.chargers import live
 from cass.chargers.blueprint import bp
 from cass.chargers.forms import FORMS, CancelCommandForm, CommandForm
 from cass.chargers.rows import charger_rows
-from cass.extensions import db
-from cass.live import get_broker
-from cass.live_routes import HEARTBEAT_SECONDS, MAX_STREAM_SECONDS, MAX_STREAMS
 from cass.models import Charger, User
 from cass.permissions import PERMISSIONS, can, requires
 from cass.rendering import render, wants_fragment
@@ -307,31 +304,13 @@ def cancel(ocpp_id: str, command_id: int) -> BaseResponse:
 
 def _stream(keep: live.Keep, interval: float, watch: live.Watch | None = None) -> BaseResponse:
     """Answer with the user's tenant's events that `keep` accepts, coalesced (SSE)."""
-    tenant_id: int = current_user.tenant_id
-    broker = get_broker(current_app)
     config = current_app.config
-    if broker.subscriber_count() >= int(config.get("LIVE_MAX_STREAMS", MAX_STREAMS)):
-        db.session.remove()
-        return Response("Too many live streams; retry later.", 503, {"Retry-After": "30"})
-    # As /events: give the connection back now, a stream lives for minutes (see live_routes).
-    db.session.remove()
-    response = Response(
-        live.coalesced_stream(
-            broker,
-            tenant_id,
-            keep,
-            interval=float(config.get("CHARGERS_LIVE_INTERVAL", interval)),
-            resumed="Last-Event-ID" in request.headers,
-            heartbeat=float(config.get("LIVE_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS)),
-            max_seconds=float(config.get("LIVE_MAX_STREAM_SECONDS", MAX_STREAM_SECONDS)),
-            watch=watch,
-            watch_every=float(config.get("CHARGERS_WATCH_SECONDS", WATCH_SECONDS)),
-        ),
-        mimetype="text/event-stream",
+    return live.respond(
+        keep,
+        float(config.get("CHARGERS_LIVE_INTERVAL", interval)),
+        watch,
+        float(config.get("CHARGERS_WATCH_SECONDS", WATCH_SECONDS)),
     )
-    response.headers["Cache-Control"] = "no-cache"
-    response.headers["X-Accel-Buffering"] = "no"
-    return response
 
 
 @bp.get("/events/chargers")

@@ -116,13 +116,14 @@ class Ticket(TenantOwned, db.Model):
             text("(search || array_to_tsvector(ARRAY['~t' || tenant_id::text]))"),
             postgresql_using="gin",
         ),
-        # The dashboard: open tickets per status and priority from the index alone (only
-        # open tickets, a fifth of them or fewer, are in it).
+        # The dashboard: open tickets per status and priority from the index alone, the
+        # tenant's or a vendor's (only open tickets, a fifth of them or fewer, are in it).
         Index(
             "ix_ticket_tenant_open",
             "tenant_id",
             "status",
             "priority",
+            postgresql_include=["assignee_vendor_id"],
             postgresql_where=text(_in("status", lifecycle.OPEN_STATUSES)),
         ),
     )
