@@ -162,6 +162,17 @@ class SlaClock(TenantOwned, db.Model):
             "next_escalation_at",
             postgresql_where=text("next_escalation_at IS NOT NULL"),
         ),
+        # Reports: first responses in a date range (MTTA); stopped clocks only, which the sweep
+        # never rewrites.
+        Index(
+            "ix_sla_clock_tenant_responded",
+            "tenant_id",
+            "stopped_at",
+            postgresql_where=text(
+                "clock = 'first_response' AND state IN ('met','breached')"
+                " AND stopped_at IS NOT NULL"
+            ),
+        ),
         # The "at risk" view and the badges: a tenant's live clocks by due time.
         Index(
             "ix_sla_clock_tenant_due",

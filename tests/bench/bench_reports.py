@@ -134,15 +134,18 @@ def seed_history(url: str) -> None:
     ANALYZE."""
     with psycopg.connect(url) as conn:
         conn.execute("SET session_replication_role = replica")
+        added = False
         for name, present, sql in HISTORY:
             if conn.execute(present).fetchone()[0]:
                 continue  # made by an earlier run over the same --pgdata
+            added = True
             started = time.perf_counter()
             rows = conn.execute(sql, {"now": NOW}).rowcount
             conn.commit()
             log(f"  {rows:,} {name} rows in {time.perf_counter() - started:.1f} s")
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE")
+    if added:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")
 
 
 def main() -> None:

@@ -26,8 +26,8 @@ RESPONDED = """
     SELECT date_trunc(:unit, c.stopped_at AT TIME ZONE :zone) AS p, count(*) AS n,
            sum(extract(epoch FROM c.stopped_at - t.created_at)) AS s
     FROM sla_clock c JOIN ticket t ON t.tenant_id = c.tenant_id AND t.id = c.ticket_id
-    WHERE c.tenant_id = :tenant AND c.clock = 'first_response' AND c.state IN ('met', 'breached')
-      AND c.stopped_at >= :since AND c.stopped_at < :until {where}
+    WHERE c.tenant_id = :tenant AND c.clock = 'first_response' AND c.state IN ('met','breached')
+      AND c.stopped_at IS NOT NULL AND c.stopped_at >= :since AND c.stopped_at < :until {where}
     GROUP BY 1
 """
 
