@@ -230,8 +230,8 @@ def sla_compliance() -> Compliance:
 
 def _sla_compliance() -> Compliance:
     _, filters, table = reports.run("sla", {"by": "clock"})
-    totals = table.totals or ("", 0, 0, 0, 0, None)
-    return Compliance(totals[5], totals[2], totals[3], filters.params())
+    met, breached, share = _totals(table, "met", "breached", "compliance")
+    return Compliance(share, met or 0, breached or 0, filters.params())
 
 
 def response_times() -> ResponseTimes:
@@ -241,8 +241,14 @@ def response_times() -> ResponseTimes:
 
 def _response_times() -> ResponseTimes:
     _, filters, table = reports.run("resolution", {"by": "week"})
-    totals = table.totals or ("", 0, 0, None, 0, None)
-    return ResponseTimes(totals[3], totals[2], totals[5], totals[4], filters.params())
+    mtta, responded, mttr, resolved = _totals(table, "mtta", "responded", "mttr", "resolved")
+    return ResponseTimes(mtta, responded or 0, mttr, resolved or 0, filters.params())
+
+
+def _totals(table: reports.Table, *keys: str) -> list[Any]:
+    """Return the values of the columns `keys` in `table`'s totals row (None without one)."""
+    index = {column.key: n for n, column in enumerate(table.columns)}
+    return [table.totals[index[key]] if table.totals else None for key in keys]
 
 
 def fleet(actor: User) -> Fleet:
