@@ -349,7 +349,15 @@ def test_the_sweep_tells_live_pages_and_rings_the_bells(app, demo, database_url)
                 for note in listener.notifies(timeout=2, stop_after=50):
                     heard += live.unpack(json.loads(note.payload))
     tenant = demo["demo"]
-    assert {"t": tenant, "kind": "ticket", "id": ticket_id} in heard
+    # One `ticket` event per tenant tells lists and boards to redraw, whichever ticket it names
+    # (the lowest id: other demo tickets' clocks may come due while a long run goes on).
+    assert [e for e in heard if e["kind"] == "ticket"] == [
+        {
+            "t": tenant,
+            "kind": "ticket",
+            "id": min(e["id"] for e in heard if e["kind"].startswith("ticket-")),
+        }
+    ]
     assert {"t": tenant, "kind": f"ticket-{ticket_id}", "id": ticket_id} in heard
     assert {"t": tenant, "kind": f"bell-{engineer}", "id": engineer} in heard
 
