@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 from urllib.parse import parse_qsl
+from zoneinfo import ZoneInfo
 
 from flask_wtf import FlaskForm
 from werkzeug.datastructures import MultiDict
@@ -116,7 +117,7 @@ class ScheduleForm(ExportFields):
             raise ValidationError("Write a cron expression.")
         try:
             # The timezone does not change whether an expression is valid.
-            report_exports.cron_trigger(field.data.strip(), report_exports.zone("UTC"))
+            report_exports.cron_trigger(field.data.strip(), ZoneInfo("UTC"))
         except report_exports.ScheduleError as exc:
             raise ValidationError(str(exc)) from exc
 

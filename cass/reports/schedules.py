@@ -9,6 +9,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, request, send_
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from cass.csv_download import tenant_zone
 from cass.models import ReportExport, ReportSchedule
 from cass.permissions import requires
 from cass.rendering import render, wants_fragment
@@ -23,7 +24,7 @@ bp = Blueprint("report_schedules", __name__, url_prefix="/reports")
 
 def _display() -> dict[str, Any]:
     """Return what the templates need to show times (in the tenant's zone) and sizes."""
-    tz = report_exports.tenant_zone()
+    tz = tenant_zone()
 
     def when(moment: datetime | None) -> str:
         return f"{moment.astimezone(tz):%Y-%m-%d %H:%M}" if moment else ""

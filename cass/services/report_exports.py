@@ -26,14 +26,21 @@ from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 from flask import Flask, current_app, url_for
 from sqlalchemy import delete, func, select, text, update
 from werkzeug.datastructures import MultiDict
 
-from cass.csv_download import ROWS_PER_CHUNK, CopyExport, copy_chunks, write_rows
+from cass.csv_download import (
+    ROWS_PER_CHUNK,
+    CopyExport,
+    copy_chunks,
+    tenant_zone,
+    write_rows,
+    zone_of,
+)
 from cass.extensions import db
 from cass.models import ROLES, ReportExport, ReportSchedule, Tenant, User
 from cass.permissions import can
@@ -73,20 +80,6 @@ class ExportRefused(RuntimeError):
 
 
 # --- timetables -----------------------------------------------------------------------------
-
-
-def zone(name: str | None) -> ZoneInfo:
-    """Return the IANA zone `name`, or UTC when it is not one."""
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
-def tenant_zone(tenant_id: int | None = None) -> ZoneInfo:
-    """Return the timezone of the tenant (the current one by default)."""
-    tenant = tenant_id if tenant_id is not None else current_tenant_id()
-    return zone(db.session.scalar(select(Tenant.timezone).where(Tenant.id == tenant)))
 
 
 def _crontab_weekdays(field_text: str) -> str:
@@ -489,7 +482,7 @@ def queue_due(now: datetime) -> int:
         schedule.last_run_at = now
         # Runs missed while the scheduler was down collapse into this one.
         try:
-            schedule.next_run_at = next_run(timetable_of(schedule), zone(tz_name), now)
+            schedule.next_run_at = next_run(timetable_of(schedule), zone_of(tz_name), now)
         except ScheduleError:
             schedule.active, schedule.next_run_at = False, None
         if schedule.next_run_at is None:
@@ -540,7 +533,7 @@ def write_export(export_id: int) -> None:
     owner = db.session.get(User, export.owner_id)
     if owner is None or not owner.is_active or not can(owner.role, "reports.export"):
         raise ExportRefused(f"{owner.email if owner else 'The owner'} may no longer export.")
-    tz = tenant_zone(export.tenant_id)
+    tz = tenant_zone()  # the export's: write_export runs bound to its tenant
     stamp = datetime.now(UTC).astimezone(tz)
     filename = safe_filename(f"{export.title}-{stamp:%Y-%m-%d-%H%M}.csv")
     source = exports.export_rows(owner, export.slug, query_args(export.query))
