@@ -281,8 +281,7 @@ class _Document(FPDF):
 def _series_names(table: Table) -> list[str]:
     if table.chart is None:
         return []
-    labels = {c.key: c.label for c in table.columns}
-    return [labels[key] for key in table.chart.series]
+    return [table.columns[table.position(key)].label for key in table.chart.series]
 
 
 def _between(text: str, start: str, end: str) -> str:

@@ -24,12 +24,9 @@ def chart_for(report: Report, table: Table, *, inline_colours: bool = False) -> 
     if spec is None:
         return None
     rows = table.rows if spec.limit is None else table.rows[: spec.limit]
-    index = {c.key: n for n, c in enumerate(table.columns)}
     labels = [label(row[0]) for row in rows]
-    series = [
-        Series(table.columns[index[key]].label, [row[index[key]] for row in rows])
-        for key in spec.series
-    ]
+    at = [table.position(key) for key in spec.series]
+    series = [Series(table.columns[n].label, [row[n] for row in rows]) for n in at]
     title = report.title
     if spec.limit is not None and len(table.rows) > spec.limit:
         title = f"{title} (first {spec.limit} of {len(table.rows)})"

@@ -247,8 +247,7 @@ def _response_times() -> ResponseTimes:
 
 def _totals(table: reports.Table, *keys: str) -> list[Any]:
     """Return the values of the columns `keys` in `table`'s totals row (None without one)."""
-    index = {column.key: n for n, column in enumerate(table.columns)}
-    return [table.totals[index[key]] if table.totals else None for key in keys]
+    return [table.totals[table.position(key)] if table.totals else None for key in keys]
 
 
 def fleet(actor: User) -> Fleet:

@@ -66,6 +66,10 @@ class Table:
     chart: Chart | None = None
     notes: list[str] = field(default_factory=list)
 
+    def position(self, key: str) -> int:
+        """Return where column `key` stands in the rows."""
+        return next(n for n, column in enumerate(self.columns) if column.key == key)
+
 
 @dataclass(frozen=True)
 class Filters:
