@@ -82,6 +82,7 @@ def _jobs(app: Flask) -> dict[str, tuple[Callable[[], Any], dict[str, Any]]]:
     from cass.services.notifications import deliver_due
     from cass.services.report_exports import apply_retention as export_retention
     from cass.services.report_exports import run_due as run_exports
+    from cass.services.reports.snapshots import refresh as refresh_snapshots
     from cass.services.sla_sweep import sweep
     from cass.services.workflow import check_offline
 
@@ -111,6 +112,8 @@ def _jobs(app: Flask) -> dict[str, tuple[Callable[[], Any], dict[str, Any]]]:
             {"trigger": "interval", "seconds": app.config["CASS_EXPORT_SECONDS"]},
         ),
         "report_export_retention": (export_retention, {"trigger": "interval", "hours": 1}),
+        # Each tenant's finished days, an hour after its midnight, and the days made stale.
+        "report_snapshots": (refresh_snapshots, {"trigger": "interval", "hours": 1}),
     }
 
 

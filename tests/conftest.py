@@ -168,6 +168,8 @@ def demo(app: Flask, database_url: str, demo_snapshot: Snapshot) -> dict[str, in
             ) as copy:
                 copy.write(data)
             # Identity sequences must continue after the restored ids.
+            if '"id"' not in columns.split(", "):
+                continue
             conn.execute(
                 f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "
                 f'coalesce((SELECT max(id) FROM "{table}"), 0) + 1, false)'

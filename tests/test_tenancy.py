@@ -28,6 +28,9 @@ from cass.models import (
     OcppMessage,
     ReportExport,
     ReportSchedule,
+    ReportSnapshot,
+    ReportSnapshotDirty,
+    ReportSnapshotSpan,
     RuleRun,
     SavedView,
     Site,
@@ -83,6 +86,9 @@ TENANT_MODELS = [
     Notification,
     ReportSchedule,
     ReportExport,
+    ReportSnapshot,
+    ReportSnapshotSpan,
+    ReportSnapshotDirty,
 ]
 # Rows of the bridge's tables for a tenant's charger (:t tenant, :c charger), as the bridge writes.
 BRIDGE_ROWS = [
@@ -121,6 +127,10 @@ BRIDGE_ROWS = [
     "LIMIT 1",
     "INSERT INTO report_export (tenant_id, schedule_id, owner_id, slug, title, expires_at) "
     "SELECT :t, id, owner_id, slug, name, now() FROM report_schedule WHERE tenant_id = :t",
+    "INSERT INTO report_snapshot (tenant_id, report, variant, day, key, figures) "
+    "VALUES (:t, 'sla', 'zone=UTC', '2025-01-01', '', '{1}')",
+    "INSERT INTO report_snapshot_span (tenant_id, report, variant) VALUES (:t, 'sla', 'zone=UTC')",
+    "INSERT INTO report_snapshot_dirty (tenant_id, day) VALUES (:t, '2025-01-01')",
 ]
 
 

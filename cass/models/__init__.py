@@ -26,6 +26,7 @@ from cass.models.sla import (
     SlaPolicy,
     SlaTarget,
 )
+from cass.models.snapshots import ReportSnapshot, ReportSnapshotDirty, ReportSnapshotSpan
 from cass.models.tenancy import Tenant, TenantOwned
 from cass.models.tickets import Attachment, AuditLog, SavedView, Ticket, TicketEvent, Worklog
 from cass.models.users import ROLES, LoginAttempt, User
@@ -58,6 +59,9 @@ __all__ = [
     "OcppMessage",
     "ReportExport",
     "ReportSchedule",
+    "ReportSnapshot",
+    "ReportSnapshotDirty",
+    "ReportSnapshotSpan",
     "RuleRun",
     "SavedView",
     "Site",

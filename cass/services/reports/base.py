@@ -309,14 +309,24 @@ def mean_hours(seconds: Any, count: int) -> float | None:
     return hours(float(seconds) / count) if count and seconds is not None else None
 
 
-# The periods (day, week or month, as :unit) that start in the range, in the tenant's zone, as
-# local timestamps: the calendar a trend is drawn on, so periods with nothing show as zero.
-PERIODS = """
-    SELECT generate_series(
-        date_trunc(:unit, CAST(:since AS timestamptz) AT TIME ZONE :zone),
-        CAST(:until AS timestamptz) AT TIME ZONE :zone - interval '1 microsecond',
-        CAST('1 ' || :unit AS interval)) AS p
-"""
+def period_starts(f: Filters, unit: str) -> list[date]:
+    """Return the first days of the periods (day, week from Monday, or month) that start in or
+    hold the range's days: the calendar a trend is drawn on, so empty periods show as zero."""
+    day = f.start
+    if unit == "week":
+        day -= timedelta(days=day.weekday())
+    elif unit == "month":
+        day = day.replace(day=1)
+    starts = []
+    while day <= f.end:
+        starts.append(day)
+        if unit == "day":
+            day += timedelta(days=1)
+        elif unit == "week":
+            day += timedelta(days=7)
+        else:
+            day = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return starts
 
 
 def percent(part: int, whole: int) -> float | None:
@@ -358,6 +368,14 @@ GROUP_TITLES = {
     "vendor": "Vendor",
     "engineer": "Engineer",
 }
+
+
+def group_key(by: str, key: str) -> Any:
+    """Return a group key as stored in a snapshot ("" for none) as the grouping's value."""
+    if key == "":
+        return None
+    labels = TICKET_GROUPS[by][1] if by in TICKET_GROUPS else {}
+    return key if isinstance(labels, Mapping) else int(key)
 
 
 def labelled(by: str, rows: list[tuple[Any, ...]], sort_index: int = 1) -> list[tuple[Any, ...]]:

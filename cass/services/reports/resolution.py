@@ -2,34 +2,59 @@
 
 from __future__ import annotations
 
-from cass.services.reports import base
+from cass.services.reports import base, snapshots
 
 FILTERS = ("site", "vendor", "engineer", "priority", "category")
 GROUPINGS = {"week": "Week", "day": "Day", "month": "Month"}
 
 
-def _counted(column: str, where: str, seconds: bool) -> str:
-    """Return a select of tickets per period of `column`, with their seconds since creation."""
-    spent = f"sum(extract(epoch FROM t.{column} - t.created_at))" if seconds else "NULL"
+def _select(f: base.Filters) -> str:
+    """Select per day: tickets created, first responses and resolutions with their seconds."""
+    where = base.and_tickets(f, FILTERS)
     return f"""
-        SELECT date_trunc(:unit, t.{column} AT TIME ZONE :zone) AS p, count(*) AS n,
-               {spent} AS s
-        FROM ticket t
-        WHERE t.tenant_id = :tenant AND t.{column} >= :since AND t.{column} < :until {where}
+        SELECT day, '', sum(created), sum(responded), sum(responded_s), sum(resolved),
+               sum(resolved_s)
+        FROM (
+            SELECT CAST(t.created_at AT TIME ZONE :zone AS date) AS day, count(*) AS created,
+                   0 AS responded, 0 AS responded_s, 0 AS resolved, 0 AS resolved_s
+            FROM ticket t
+            WHERE t.tenant_id = :tenant AND t.created_at >= :since AND t.created_at < :until
+              {where}
+            GROUP BY 1
+            UNION ALL
+            {RESPONDED.format(where=where)}
+            UNION ALL
+            SELECT CAST(t.resolved_at AT TIME ZONE :zone AS date), 0, 0, 0, count(*),
+                   sum(extract(epoch FROM t.resolved_at - t.created_at))
+            FROM ticket t
+            WHERE t.tenant_id = :tenant AND t.resolved_at >= :since AND t.resolved_at < :until
+              {where}
+            GROUP BY 1
+        ) AS counted
         GROUP BY 1
     """
 
 
 # A first response is what stops the SLA's first-response clock: a person's worklog, or the
-# ticket leaving "new" (cass.services.sla); a clock cancelled with its ticket had none.
+# ticket leaving "new" (cass.services.sla); a clock cancelled with its ticket had none. The
+# condition is the predicate of index ix_sla_clock_tenant_responded.
 RESPONDED = """
-    SELECT date_trunc(:unit, c.stopped_at AT TIME ZONE :zone) AS p, count(*) AS n,
-           sum(extract(epoch FROM c.stopped_at - t.created_at)) AS s
+    SELECT CAST(c.stopped_at AT TIME ZONE :zone AS date), 0, count(*),
+           sum(extract(epoch FROM c.stopped_at - t.created_at)), 0, 0
     FROM sla_clock c JOIN ticket t ON t.tenant_id = c.tenant_id AND t.id = c.ticket_id
     WHERE c.tenant_id = :tenant AND c.clock = 'first_response' AND c.state IN ('met','breached')
       AND c.stopped_at IS NOT NULL AND c.stopped_at >= :since AND c.stopped_at < :until {where}
     GROUP BY 1
 """
+
+FACTS = snapshots.register(
+    snapshots.Facts(
+        report="resolution",
+        measures=("created", "responded", "responded_s", "resolved", "resolved_s"),
+        depends=FILTERS,
+        select=_select,
+    )
+)
 
 
 def build(f: base.Filters) -> base.Table:
@@ -39,25 +64,12 @@ def build(f: base.Filters) -> base.Table:
     counts in the period of the event measured, so a trend shows when work got done. Periods
     start on the first day of the range's first day, week (Monday) or month.
     """
-    where = base.and_tickets(f, FILTERS)
-    rows = base.fetch(
-        f"""
-        WITH periods AS ({base.PERIODS}),
-        created AS ({_counted("created_at", where, seconds=False)}),
-        responded AS ({RESPONDED.format(where=where)}),
-        resolved AS ({_counted("resolved_at", where, seconds=True)})
-        SELECT CAST(periods.p AS date),
-               coalesce(created.n, 0),
-               coalesce(responded.n, 0), responded.s,
-               coalesce(resolved.n, 0), resolved.s
-        FROM periods
-        LEFT JOIN created ON created.p = periods.p
-        LEFT JOIN responded ON responded.p = periods.p
-        LEFT JOIN resolved ON resolved.p = periods.p
-        ORDER BY 1
-        """,
-        base.bind(f, unit=f.by),
-    )
+    sums = snapshots.figures(FACTS, f, unit=f.by)
+    zero = [0, 0, 0, 0, 0]
+    rows = [
+        (p, *snapshots.numbers(sums.get((p, ""), zero), "iinin"))
+        for p in base.period_starts(f, f.by)
+    ]
     table = [
         (
             p,

@@ -2,9 +2,37 @@
 
 from __future__ import annotations
 
-from cass.services.reports import base
+from datetime import date
+from decimal import Decimal
+
+from cass.services.reports import base, snapshots
 
 GROUPINGS = {"day": "Day", "week": "Week", "month": "Month"}
+
+
+def _select(f: base.Filters) -> str:
+    """Select per day of start and currency: sessions, watt-hours and costs."""
+    site = ""
+    if f.site is not None:
+        site = " AND s.charger_id IN (SELECT id FROM charger WHERE site_id = :site)"
+    return f"""
+        SELECT CAST(s.started_at AT TIME ZONE :zone AS date), coalesce(s.currency, ''),
+               count(*), coalesce(sum(s.energy_wh), 0), coalesce(sum(s.cost), 0)
+        FROM charging_session s
+        WHERE s.tenant_id = :tenant AND s.started_at >= :since AND s.started_at < :until {site}
+        GROUP BY 1, 2
+    """
+
+
+FACTS = snapshots.register(
+    snapshots.Facts(
+        report="sessions",
+        measures=("sessions", "wh", "cost"),
+        depends=("site",),
+        select=_select,
+    )
+)
+KWH = Decimal("0.001")
 
 
 def build(f: base.Filters) -> base.Table:
@@ -13,26 +41,15 @@ def build(f: base.Filters) -> base.Table:
     A session counts in the period it started in; energy and cost come once it has stopped.
     Periods with no sessions show as zero, so the chart's axis is the calendar.
     """
-    site = ""
-    if f.site is not None:
-        site = " AND s.charger_id IN (SELECT id FROM charger WHERE site_id = :site)"
-    rows = base.fetch(
-        f"""
-        WITH periods AS ({base.PERIODS}), counted AS (
-            SELECT date_trunc(:unit, s.started_at AT TIME ZONE :zone) AS p, s.currency,
-                   count(*) AS n, sum(s.energy_wh) AS wh, sum(s.cost) AS cost
-            FROM charging_session s
-            WHERE s.tenant_id = :tenant AND s.started_at >= :since AND s.started_at < :until
-              {site}
-            GROUP BY 1, 2
-        )
-        SELECT CAST(periods.p AS date), coalesce(counted.currency, ''), coalesce(counted.n, 0),
-               round(coalesce(counted.wh, 0) / 1000.0, 3), coalesce(counted.cost, 0)
-        FROM periods LEFT JOIN counted ON counted.p = periods.p
-        ORDER BY 1, 2
-        """,
-        base.bind(f, unit=f.by),
-    )
+    sums = snapshots.figures(FACTS, f, unit=f.by)
+    currencies_of: dict[date, list[str]] = {}
+    for period, currency in sorted(sums):
+        currencies_of.setdefault(period, []).append(currency)
+    rows = []
+    for period in base.period_starts(f, f.by):
+        for currency in currencies_of.get(period, [""]):
+            n, wh, cost = sums.get((period, currency), [Decimal(0)] * 3)
+            rows.append((period, currency, int(n), (wh / 1000).quantize(KWH), cost))
     currencies = sorted({r[1] for r in rows if r[1]})
     return base.Table(
         columns=(

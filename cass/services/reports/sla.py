@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cass.models.sla import CLOCKS
-from cass.services.reports import base
+from cass.services.reports import base, snapshots
 
 FILTERS = ("site", "vendor", "engineer", "priority", "category")
 GROUPINGS = {
@@ -12,12 +12,8 @@ GROUPINGS = {
 }
 
 
-def build(f: base.Filters) -> base.Table:
-    """Count the clocks of the tickets created in the range per group: met, breached, running.
-
-    Compliance is met / (met + breached): a clock still running has not been decided, and a
-    cancelled one (its ticket cancelled, or solved before a visit was needed) made no promise.
-    """
+def _select(f: base.Filters) -> str:
+    """Select per day of the ticket's creation and group: clocks met, breached, running."""
     key = "c.clock" if f.by == "clock" else f"t.{base.TICKET_GROUPS[f.by][0]}"
     where = " AND ".join(
         [
@@ -28,22 +24,38 @@ def build(f: base.Filters) -> base.Table:
             *base.ticket_conditions(f, FILTERS),
         ]
     )
-    rows = base.fetch(
-        f"""
-        SELECT {key},
+    return f"""
+        SELECT CAST(t.created_at AT TIME ZONE :zone AS date), coalesce(CAST({key} AS text), ''),
                count(*) FILTER (WHERE c.state = 'met'),
                count(*) FILTER (WHERE c.state = 'breached'),
                count(*) FILTER (WHERE c.state IN ('running', 'warning', 'paused'))
         FROM ticket t
         JOIN sla_clock c ON c.tenant_id = t.tenant_id AND c.ticket_id = t.id
         WHERE {where}
-        GROUP BY 1
-        """,
-        base.bind(f),
+        GROUP BY 1, 2
+    """
+
+
+FACTS = snapshots.register(
+    snapshots.Facts(
+        report="sla",
+        measures=("met", "breached", "running"),
+        depends=("by", *FILTERS),
+        select=_select,
     )
-    rows = [
-        (k, met + breached + running, met, breached, running) for k, met, breached, running in rows
-    ]
+)
+
+
+def build(f: base.Filters) -> base.Table:
+    """Count the clocks of the tickets created in the range per group: met, breached, running.
+
+    Compliance is met / (met + breached): a clock still running has not been decided, and a
+    cancelled one (its ticket cancelled, or solved before a visit was needed) made no promise.
+    """
+    rows = []
+    for key, values in snapshots.figures(FACTS, f).items():
+        met, breached, running = snapshots.numbers(values, "iii")
+        rows.append((base.group_key(f.by, key), met + breached + running, met, breached, running))
     if f.by == "clock":
         order = {name: n for n, name in enumerate(CLOCKS)}
         rows = [(CLOCKS.get(r[0], r[0]), *r[1:]) for r in sorted(rows, key=lambda r: order[r[0]])]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cass.lifecycle import OPEN_STATUSES
-from cass.services.reports import base
+from cass.services.reports import base, snapshots
 
 FILTERS = ("site", "vendor", "engineer", "priority", "category")
 GROUPINGS = {
@@ -12,8 +12,8 @@ GROUPINGS = {
 }
 
 
-def build(f: base.Filters) -> base.Table:
-    """Count the tickets created in the range per group: all, still open, resolved, cancelled."""
+def _select(f: base.Filters) -> str:
+    """Select per day of creation and group: created, still open, resolved, cancelled."""
     column, _ = base.TICKET_GROUPS[f.by]
     where = " AND ".join(
         [
@@ -23,19 +23,36 @@ def build(f: base.Filters) -> base.Table:
             *base.ticket_conditions(f, FILTERS),
         ]
     )
-    rows = base.fetch(
-        f"""
-        SELECT t.{column},
+    return f"""
+        SELECT CAST(t.created_at AT TIME ZONE :zone AS date),
+               coalesce(CAST(t.{column} AS text), ''),
                count(*),
                count(*) FILTER (WHERE t.status = ANY(:open)),
                count(*) FILTER (WHERE t.status IN ('resolved', 'closed')),
                count(*) FILTER (WHERE t.status = 'cancelled')
         FROM ticket t
         WHERE {where}
-        GROUP BY 1
-        """,
-        base.bind(f, open=list(OPEN_STATUSES)),
+        GROUP BY 1, 2
+    """
+
+
+FACTS = snapshots.register(
+    snapshots.Facts(
+        report="tickets-by",
+        measures=("created", "open", "resolved", "cancelled"),
+        depends=("by", *FILTERS),
+        select=_select,
+        binds={"open": list(OPEN_STATUSES)},
     )
+)
+
+
+def build(f: base.Filters) -> base.Table:
+    """Count the tickets created in the range per group: all, still open, resolved, cancelled."""
+    rows = [
+        (base.group_key(f.by, key), *snapshots.numbers(values, "iiii"))
+        for key, values in snapshots.figures(FACTS, f).items()
+    ]
     rows = base.labelled(f.by, rows)
     return base.Table(
         columns=(

@@ -1,0 +1,75 @@
+"""Report snapshots: each report's additive figures per local day, kept so long ranges read them.
+
+A report's daily figures for one variant (its zone, grouping and filters) are stored per day and
+group key (`report_snapshot`); `report_snapshot_span` says which days a variant holds, and when
+it was last asked for; `report_snapshot_dirty` lists the days a late change made stale (written
+by triggers on the tables the reports read, migration 0014), recomputed by the nightly job.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Numeric,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Mapped, mapped_column
+
+from cass.extensions import db
+
+
+class ReportSnapshot(db.Model):
+    """One report variant's figures for one local day and group key."""
+
+    __tablename__ = "report_snapshot"
+
+    # No identity column: the natural key is the primary key, and a read is a range of it.
+    tenant_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("tenant.id", ondelete="CASCADE"), primary_key=True
+    )
+    report: Mapped[str] = mapped_column(String(40), primary_key=True)
+    variant: Mapped[str] = mapped_column(Text, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    # The report's measures in its own order (counts, sums of seconds, minutes, money).
+    figures: Mapped[list] = mapped_column(ARRAY(Numeric))
+
+
+class ReportSnapshotSpan(db.Model):
+    """The days [first_day, last_day] a report variant holds, and when it was last asked for."""
+
+    __tablename__ = "report_snapshot_span"
+
+    tenant_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("tenant.id", ondelete="CASCADE"), primary_key=True
+    )
+    report: Mapped[str] = mapped_column(String(40), primary_key=True)
+    variant: Mapped[str] = mapped_column(Text, primary_key=True)
+    # Both unset until the nightly job first fills the variant.
+    first_day: Mapped[date | None] = mapped_column(Date)
+    last_day: Mapped[date | None] = mapped_column(Date)
+    used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    built_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ReportSnapshotDirty(db.Model):
+    """A day of a tenant whose snapshots a late change made stale (one row per change)."""
+
+    __tablename__ = "report_snapshot_dirty"
+    __table_args__ = (Index("ix_report_snapshot_dirty_tenant_day", "tenant_id", "day"),)
+
+    # Rows are only added and deleted, never updated: the job deletes exactly the rows it saw,
+    # so a mark written while it recomputes survives for the next run.
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tenant.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date)
