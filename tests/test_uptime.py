@@ -214,3 +214,51 @@ def test_periods_must_be_aware_and_ordered(app, demo):
         with pytest.raises(ValueError):
             uptime.availability([demo["DEMO-CP-0001"]], T1, T0)
         assert uptime.availability([], T0, T1) == {}
+
+
+def test_presence_is_the_chargers_own_figure_of_availability(app, demo, history):
+    # Offline across the start, then gaps in between (online, offline, online again).
+    history("DEMO-CP-0001", -30, "online")
+    history("DEMO-CP-0001", -5, "offline")
+    history("DEMO-CP-0001", 3, "online")
+    history("DEMO-CP-0001", 10, "offline")
+    history("DEMO-CP-0001", 14, "online")
+    history("DEMO-CP-0001", 2, "status", "Faulted", 1)  # a connector's: not presence
+    # Events at exactly the start (the later one wins), and two at the same instant later.
+    history("DEMO-CP-0002", -2, "online")
+    history("DEMO-CP-0002", 0, "online")
+    history("DEMO-CP-0002", 0, "offline")
+    history("DEMO-CP-0002", 6, "online")
+    history("DEMO-CP-0002", 6, "offline")
+    history("DEMO-CP-0002", 0, "status", "Available", 0)
+    # Nothing known before its first event, mid-period.
+    history("DEMO-CP-0003", 9, "offline")
+    history("DEMO-CP-0003", 20, "online")
+    # DEMO-CP-0004 has no events at all; ACME's charger and 999_999 are not the tenant's.
+    names = ["DEMO-CP-0001", "DEMO-CP-0002", "DEMO-CP-0003", "DEMO-CP-0004"]
+    ids = [demo[n] for n in names] + [demo["ACME-CP-0001"], 999_999]
+    now = datetime.now(UTC)
+    periods = [
+        (T0, T1),
+        (at(-10), at(5)),
+        (at(-48), at(-24)),  # before anything but DEMO-CP-0001's first event
+        (T0, T0),
+        (at(6), at(6)),
+        (now - timedelta(hours=1), now + timedelta(hours=1)),  # clipped to now
+    ]
+    with app.app_context(), tenant_context(demo["demo"]):
+        for start, end in periods:
+            whole = uptime.availability(ids, start, end)
+            own = uptime.presence(ids, start, end)
+            assert own == {i: a.charger for i, a in whole.items()}, (start, end)
+            assert set(own) == {demo[n] for n in names}
+        day = uptime.presence(ids, T0, T1)
+        assert uptime.presence([], T0, T1) == {}
+        with pytest.raises(ValueError):
+            uptime.presence(ids, T1, T0)
+        with pytest.raises(ValueError):
+            uptime.presence(ids, T0.replace(tzinfo=None), T1)
+    assert figures(day[demo["DEMO-CP-0001"]]) == (17 * H, 7 * H, 0)
+    assert figures(day[demo["DEMO-CP-0002"]]) == (0, DAY, 0)
+    assert figures(day[demo["DEMO-CP-0003"]]) == (4 * H, 11 * H, 9 * H)
+    assert figures(day[demo["DEMO-CP-0004"]]) == (0, 0, DAY)

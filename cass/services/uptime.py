@@ -13,20 +13,23 @@ Over a period [start, end), clipped to now (the future is not counted):
   known (no event before, none yet in the period) is **unknown**, counted in neither up nor
   down. The percentage is up / (up + down), None when nothing is known.
 
-One set-based statement computes every charger and connector asked for: each signal (presence,
-connector 0, each connector) is a stream of events, seeded at `start` with its last earlier
-event; a connector's streams are merged in one ordered pass that carries each signal's last
-value forward (a running max over the rows that set it), and each piece between two changes is
-summed as up, down or unknown.
+One set-based statement computes every charger and connector asked for. A charger's presence
+is worked out one charger at a time (a lateral join reading its online/offline events by time):
+seeded at `start` with its last earlier event, each change holds until the next. A connector's
+signals (presence, connector 0, its own status) are streams of events seeded alike, merged in
+one ordered pass that carries each signal's last value forward (a running max over the rows that
+set it), and each piece between two changes is summed as up, down or unknown. `presence()` runs
+only the presence part (the same SQL fragments), for callers that need the chargers' own figures
+and not their connectors' (the chargers report).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import String, bindparam, text
+from sqlalchemy import String, TextClause, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, BIGINT
 
 from cass.extensions import db
@@ -44,50 +47,88 @@ AVAILABLE_STATUSES = (
     "Occupied",
 )
 
-_UPTIME_SQL = text(
-    """
-WITH bounds AS (
+# The period clipped to now, and the chargers asked for (of the current tenant, if any).
+_BOUNDS = """
+bounds AS (
   SELECT CAST(:start AS timestamptz) AS t0,
          greatest(least(CAST(:end AS timestamptz), now()), CAST(:start AS timestamptz)) AS t1
 ), chargers AS (
   SELECT c.id AS charger_id FROM charger c
   WHERE c.id = ANY(:ids) AND (CAST(:tenant AS bigint) IS NULL OR c.tenant_id = :tenant)
+)"""
+
+# A charger's presence changes over the period, for one charger `c` (joined laterally): its
+# online/offline events in the period, and its last one before t0 moved to t0 (id 0 sorts it
+# before an event at exactly t0, which then wins). Both halves read one charger's online/offline
+# events by time, for the partial index ix_charger_event_presence (charger_id, at, id) INCLUDE
+# (kind, tenant_id) WHERE kind IN ('online', 'offline'): index-only scans, no sort.
+_PRESENCE_CHANGES = """
+    (SELECT b.t0 AS at, 0::bigint AS id, e.kind = 'online' AS up
+     FROM charger_event e
+     WHERE e.charger_id = c.charger_id AND e.at < b.t0 AND e.kind IN ('online', 'offline')
+     ORDER BY e.at DESC, e.id DESC
+     LIMIT 1)
+    UNION ALL
+    SELECT e.at, e.id, e.kind = 'online'
+    FROM charger_event e
+    WHERE e.charger_id = c.charger_id AND e.at >= b.t0 AND e.at < b.t1
+      AND e.kind IN ('online', 'offline')
+"""
+
+# Each charger's seconds online and offline: each change holds until the next one (or t1); the
+# time before the first known state is in neither. One charger at a time, so each window sorts
+# only that charger's changes; intervals are summed and turned into seconds once.
+_PRESENCE_TOTALS = f"""
+presence_totals AS (
+  SELECT c.charger_id, t.up_s, t.down_s, extract(epoch FROM b.t1 - b.t0) AS period_s
+  FROM chargers c CROSS JOIN bounds b
+  CROSS JOIN LATERAL (
+    SELECT coalesce(extract(epoch FROM sum(len) FILTER (WHERE up)), 0) AS up_s,
+           coalesce(extract(epoch FROM sum(len) FILTER (WHERE NOT up)), 0) AS down_s
+    FROM (
+      SELECT p.up, lead(p.at, 1, b.t1) OVER (ORDER BY p.at, p.id) - p.at AS len
+      FROM ({_PRESENCE_CHANGES}) AS p
+    ) AS pieces
+  ) AS t
+)"""  # noqa: S608 (only the fixed fragment above is interpolated)
+
+_PRESENCE_SQL = text(
+    f"""
+WITH {_BOUNDS}, {_PRESENCE_TOTALS}
+SELECT charger_id, NULL::int AS connector_no, up_s, down_s, period_s
+FROM presence_totals
+ORDER BY charger_id
+"""  # noqa: S608 (only the fixed fragments above are interpolated)
+).bindparams(bindparam("ids", type_=ARRAY(BIGINT)))
+
+_UPTIME_SQL = text(
+    f"""
+WITH {_BOUNDS}, {_PRESENCE_TOTALS}, presence_points AS (
+  SELECT c.charger_id, -1 AS sig, p.at, p.id, p.up
+  FROM chargers c CROSS JOIN bounds b CROSS JOIN LATERAL ({_PRESENCE_CHANGES}) AS p
 ), changes AS (
-  -- sig -1: presence (online/offline); sig n >= 0: the status of connector n.
-  SELECT e.charger_id, CASE WHEN e.kind = 'status' THEN e.connector_no ELSE -1 END AS sig,
-         e.at, e.id,
-         CASE WHEN e.kind = 'status' THEN e.status = ANY(:available) ELSE e.kind = 'online' END
-           AS up
+  -- sig n >= 0: the status of connector n.
+  SELECT e.charger_id, e.connector_no AS sig, e.at, e.id, e.status = ANY(:available) AS up
   FROM charger_event e JOIN chargers USING (charger_id) CROSS JOIN bounds b
-  WHERE e.at >= b.t0 AND e.at < b.t1
-    AND (e.kind IN ('online', 'offline') OR (e.kind = 'status' AND e.connector_no IS NOT NULL))
+  WHERE e.at >= b.t0 AND e.at < b.t1 AND e.kind = 'status' AND e.connector_no IS NOT NULL
 ), signals AS (
-  SELECT charger_id, -1 AS sig FROM chargers
-  UNION SELECT charger_id, 0 FROM chargers
+  SELECT charger_id, 0 AS sig FROM chargers
   UNION SELECT k.charger_id, k.connector_no FROM connector k JOIN chargers USING (charger_id)
   UNION SELECT charger_id, sig FROM changes
 ), seeds AS (
-  -- Each signal's state at t0: its last event before t0, moved to t0 (id 0 sorts it before
-  -- an event at exactly t0, which then wins).
+  -- Each connector's status at t0: its last one before t0, moved to t0 (as presence's).
   SELECT s.charger_id, s.sig, b.t0 AS at, 0::bigint AS id, last.up
   FROM signals s CROSS JOIN bounds b
   CROSS JOIN LATERAL (
-    SELECT CASE WHEN e.kind = 'status' THEN e.status = ANY(:available)
-                ELSE e.kind = 'online' END AS up
+    SELECT e.status = ANY(:available) AS up
     FROM charger_event e
     WHERE e.charger_id = s.charger_id AND e.at < b.t0
-      AND CASE WHEN s.sig = -1 THEN e.kind IN ('online', 'offline')
-               ELSE e.kind = 'status' AND e.connector_no = s.sig END
+      AND e.kind = 'status' AND e.connector_no = s.sig
     ORDER BY e.at DESC, e.id DESC
     LIMIT 1
   ) last
 ), points AS (
-  SELECT * FROM seeds UNION ALL SELECT * FROM changes
-), presence AS (
-  SELECT p.charger_id, p.up,
-         lead(p.at, 1, b.t1) OVER (PARTITION BY p.charger_id ORDER BY p.at, p.id) - p.at AS len
-  FROM points p CROSS JOIN bounds b
-  WHERE p.sig = -1
+  SELECT * FROM seeds UNION ALL SELECT * FROM changes UNION ALL SELECT * FROM presence_points
 ), stream AS (
   -- Per connector: its own, connector 0's and the presence changes, and a row at t0.
   SELECT k.charger_id, k.sig AS connector_no, p.at, p.id, p.sig AS source,
@@ -116,14 +157,10 @@ WITH bounds AS (
   WINDOW w AS (PARTITION BY charger_id, connector_no ORDER BY ord
                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 ), states AS (
-  SELECT charger_id, NULL::int AS connector_no, len,
-         CASE WHEN up THEN 'up' ELSE 'down' END AS state
-  FROM presence
-  UNION ALL
   SELECT charger_id, connector_no, len,
          CASE WHEN online % 2 = 0 OR whole_up % 2 = 0 THEN 'down'
               WHEN own_up IS NULL THEN 'unknown'
-              WHEN own_up % 2 = 1 THEN 'up' ELSE 'down' END
+              WHEN own_up % 2 = 1 THEN 'up' ELSE 'down' END AS state
   FROM pieces
 ), totals AS (
   SELECT charger_id, connector_no,
@@ -132,15 +169,15 @@ WITH bounds AS (
   FROM states
   GROUP BY charger_id, connector_no
 )
-SELECT k.charger_id, CASE WHEN k.sig = -1 THEN NULL ELSE k.sig END AS connector_no,
-       coalesce(t.up_s, 0) AS up_s, coalesce(t.down_s, 0) AS down_s,
-       extract(epoch FROM b.t1 - b.t0) AS period_s
+SELECT charger_id, NULL::int AS connector_no, up_s, down_s, period_s FROM presence_totals
+UNION ALL
+SELECT k.charger_id, k.sig, coalesce(t.up_s, 0), coalesce(t.down_s, 0),
+       extract(epoch FROM b.t1 - b.t0)
 FROM signals k CROSS JOIN bounds b
-LEFT JOIN totals t ON t.charger_id = k.charger_id
-  AND t.connector_no IS NOT DISTINCT FROM CASE WHEN k.sig = -1 THEN NULL ELSE k.sig END
-WHERE k.sig <> 0
-ORDER BY k.charger_id, k.sig
-"""
+LEFT JOIN totals t ON t.charger_id = k.charger_id AND t.connector_no = k.sig
+WHERE k.sig > 0
+ORDER BY 1, 2 NULLS FIRST
+"""  # noqa: S608 (only the fixed fragments above are interpolated)
 ).bindparams(
     bindparam("ids", type_=ARRAY(BIGINT)),
     bindparam("available", value=list(AVAILABLE_STATUSES), type_=ARRAY(String)),
@@ -171,11 +208,27 @@ class ChargerAvailability:
     connectors: dict[int, Availability] = field(default_factory=dict)
 
 
-def _check_period(start: datetime, end: datetime) -> None:
+def _measure(
+    sql: TextClause, charger_ids: Iterable[int], start: datetime, end: datetime
+) -> Iterator[tuple[int, int | None, Availability]]:
+    """Yield (charger id, connector number or None for the charger, figures) from `sql`."""
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("start and end must be timezone-aware")
     if end < start:
         raise ValueError("end is before start")
+    ids = sorted({int(i) for i in charger_ids})
+    if not ids:
+        return
+    rows = db.session.execute(
+        sql, {"ids": ids, "start": start, "end": end, "tenant": current_tenant_id()}
+    )
+    for charger_id, connector_no, up_s, down_s, period_s in rows:
+        up, down = float(up_s), float(down_s)
+        yield (
+            charger_id,
+            connector_no,
+            Availability(up, down, max(float(period_s) - up - down, 0.0)),
+        )
 
 
 def availability(
@@ -185,22 +238,22 @@ def availability(
 
     Ids of chargers that do not exist (or belong to another tenant) are left out.
     """
-    _check_period(start, end)
-    ids = sorted({int(i) for i in charger_ids})
-    if not ids:
-        return {}
-    rows = db.session.execute(
-        _UPTIME_SQL, {"ids": ids, "start": start, "end": end, "tenant": current_tenant_id()}
-    )
     result: dict[int, ChargerAvailability] = {}
-    for charger_id, connector_no, up_s, down_s, period_s in rows:
-        up, down = float(up_s), float(down_s)
-        figures = Availability(up, down, max(float(period_s) - up - down, 0.0))
+    for charger_id, connector_no, figures in _measure(_UPTIME_SQL, charger_ids, start, end):
         if connector_no is None:
             result[charger_id] = ChargerAvailability(charger_id, figures)
         else:
             result[charger_id].connectors[connector_no] = figures
     return result
+
+
+def presence(charger_ids: Iterable[int], start: datetime, end: datetime) -> dict[int, Availability]:
+    """Return each charger's own availability (online/offline) over [start, end), by id.
+
+    The same figures as `availability(...)[id].charger`, without working out the connectors.
+    Ids of chargers that do not exist (or belong to another tenant) are left out.
+    """
+    return {i: figures for i, _, figures in _measure(_PRESENCE_SQL, charger_ids, start, end)}
 
 
 def charger_availability(

@@ -27,7 +27,7 @@ def build(f: base.Filters) -> base.Table:
     """Per charger, model or site: chargers, how many faulted, faults and uptime in the range.
 
     Grouped by error code: the faults with each code and how many chargers reported it.
-    Uptime is the share of the known time a charger was online (cass.services.uptime).
+    Uptime is the share of the known time a charger was online (cass.services.uptime.presence).
     """
     site = " AND c.site_id = :site" if f.site is not None else ""
     if f.by == "error_code":
@@ -43,19 +43,19 @@ def build(f: base.Filters) -> base.Table:
         """,
         base.bind(f),
     )
-    figures = uptime.availability([i for r in rows for i in r[4]], f.since, f.until)
+    figures = uptime.presence([i for r in rows for i in r[4]], f.since, f.until)
     names = {}
     if f.by != "model":
         names = base.entity_names("charger" if f.by == "charger" else "site", [r[0] for r in rows])
     table = []
     for key, chargers, faulty, faults, ids in rows:
-        up = sum(figures[i].charger.up_seconds for i in ids if i in figures)
-        down = sum(figures[i].charger.down_seconds for i in ids if i in figures)
+        up = sum(figures[i].up_seconds for i in ids if i in figures)
+        down = sum(figures[i].down_seconds for i in ids if i in figures)
         label = names.get(key, key) if f.by != "model" else (key or "Unknown model")
         table.append((label, chargers, faulty, faults, _percent(up, up + down), base.hours(down)))
     table.sort(key=lambda r: (-r[3], r[4] if r[4] is not None else 101, str(r[0])))
-    up_all = sum(a.charger.up_seconds for a in figures.values())
-    down_all = sum(a.charger.down_seconds for a in figures.values())
+    up_all = sum(a.up_seconds for a in figures.values())
+    down_all = sum(a.down_seconds for a in figures.values())
     return base.Table(
         columns=(
             base.Column("group", GROUPINGS[f.by], "text"),
@@ -80,25 +80,26 @@ def build(f: base.Filters) -> base.Table:
 
 def _by_code(f: base.Filters, site: str) -> base.Table:
     """Count the faults per error code, and the chargers that reported each."""
-    rows = base.fetch(
+    # One pass over the faults: per code and charger first (a hash, not a sort of every fault
+    # by charger for count(DISTINCT)); the last row (whole) is the chargers with any fault.
+    found = base.fetch(
         f"""
-        SELECT coalesce(nullif(e.error_code, 'NoError'), 'Faulted (no code)'), count(*),
-               count(DISTINCT e.charger_id)
-        FROM ({FAULTS}) AS e JOIN charger c ON c.id = e.charger_id
-        WHERE c.tenant_id = :tenant {site}
-        GROUP BY 1
-        ORDER BY 2 DESC, 1
+        WITH pairs AS (
+          SELECT coalesce(nullif(e.error_code, 'NoError'), 'Faulted (no code)') AS code,
+                 e.charger_id, count(*) AS n
+          FROM ({FAULTS}) AS e JOIN charger c ON c.id = e.charger_id
+          WHERE c.tenant_id = :tenant {site}
+          GROUP BY 1, 2
+        )
+        SELECT code, CAST(sum(n) AS bigint), count(*), false AS whole FROM pairs GROUP BY code
+        UNION ALL
+        SELECT NULL, CAST(sum(n) AS bigint), count(DISTINCT charger_id), true FROM pairs
+        ORDER BY 4, 2 DESC, 1
         """,
         base.bind(f),
     )
-    chargers = base.fetch(
-        f"""
-        SELECT count(DISTINCT e.charger_id)
-        FROM ({FAULTS}) AS e JOIN charger c ON c.id = e.charger_id
-        WHERE c.tenant_id = :tenant {site}
-        """,
-        base.bind(f),
-    )[0][0]
+    rows = [r[:3] for r in found if not r[3]]
+    chargers = found[-1][2]
     return base.Table(
         columns=(
             base.Column("group", "Error code", "text"),
