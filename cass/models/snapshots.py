@@ -23,38 +23,42 @@ from sqlalchemy import (
     func,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from cass.extensions import db
 
 
-class ReportSnapshot(db.Model):
+class _Variant:
+    """The key columns a report variant's rows share: the tenant, the report, the variant."""
+
+    @declared_attr
+    def tenant_id(cls) -> Mapped[int]:
+        return mapped_column(
+            BigInteger, ForeignKey("tenant.id", ondelete="CASCADE"), primary_key=True, sort_order=-3
+        )
+
+    # First in the table, so the primary key reads tenant, report, variant, then day and key.
+    report: Mapped[str] = mapped_column(String(40), primary_key=True, sort_order=-2)
+    variant: Mapped[str] = mapped_column(Text, primary_key=True, sort_order=-1)
+
+
+class ReportSnapshot(_Variant, db.Model):
     """One report variant's figures for one local day and group key."""
 
     __tablename__ = "report_snapshot"
 
     # No identity column: the natural key is the primary key, and a read is a range of it.
-    tenant_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("tenant.id", ondelete="CASCADE"), primary_key=True
-    )
-    report: Mapped[str] = mapped_column(String(40), primary_key=True)
-    variant: Mapped[str] = mapped_column(Text, primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     key: Mapped[str] = mapped_column(Text, primary_key=True)
     # The report's measures in its own order (counts, sums of seconds, minutes, money).
     figures: Mapped[list] = mapped_column(ARRAY(Numeric))
 
 
-class ReportSnapshotSpan(db.Model):
+class ReportSnapshotSpan(_Variant, db.Model):
     """The days [first_day, last_day] a report variant holds, and when it was last asked for."""
 
     __tablename__ = "report_snapshot_span"
 
-    tenant_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("tenant.id", ondelete="CASCADE"), primary_key=True
-    )
-    report: Mapped[str] = mapped_column(String(40), primary_key=True)
-    variant: Mapped[str] = mapped_column(Text, primary_key=True)
     # Both unset until the nightly job first fills the variant.
     first_day: Mapped[date | None] = mapped_column(Date)
     last_day: Mapped[date | None] = mapped_column(Date)
