@@ -86,7 +86,19 @@ class ChargerEvent(TenantOwned, db.Model):
             "ix_charger_event_tenant_faults",
             "tenant_id",
             "at",
+            # Counted per charger and code from the index alone (migration 0015).
+            postgresql_include=["charger_id", "error_code"],
             postgresql_where=text(FAULT_PREDICATE),
+        ),
+        # Uptime: a charger's online/offline events by time, read from the index alone (the
+        # tenant too, for row security): the last before a period and those in it.
+        Index(
+            "ix_charger_event_presence",
+            "charger_id",
+            "at",
+            "id",
+            postgresql_include=["kind", "tenant_id"],
+            postgresql_where=text("kind IN ('online', 'offline')"),
         ),
         # The workflow worker's queue: events that may trigger rules, not yet evaluated.
         Index(
