@@ -371,3 +371,19 @@ def test_the_scheduler_runs_the_job_and_other_tenants_are_untouched(app, history
     with app.app_context(), tenant_context(acme):
         seen = db.session.execute(text("SELECT DISTINCT tenant_id FROM report_snapshot")).all()
         assert seen in ([], [(acme,)])
+
+
+def test_only_changes_a_report_counts_mark_days(app, history, database_url):
+    desk = history
+    clock = "SELECT id FROM sla_clock WHERE clock = 'resolution' AND ticket_id ="
+    ticket = "(SELECT id FROM ticket WHERE number = 80007)"  # new, created 2 January in NY
+    execute(database_url, f"UPDATE sla_clock SET state = 'running' WHERE id = ({clock} {ticket})")
+    execute(database_url, "DELETE FROM report_snapshot_dirty")
+    # A warning, a pause, a title: the sweep's and the desk's everyday writes count for nothing.
+    execute(database_url, f"UPDATE sla_clock SET state = 'warning' WHERE id = ({clock} {ticket})")
+    execute(database_url, f"UPDATE sla_clock SET state = 'paused' WHERE id = ({clock} {ticket})")
+    execute(database_url, "UPDATE ticket SET title = 'Renamed' WHERE number = 80007")
+    assert marks(database_url, desk.tenant) == set()
+    # A breach does: the ticket's day of creation holds the clock in the SLA report.
+    execute(database_url, f"UPDATE sla_clock SET state = 'breached' WHERE id = ({clock} {ticket})")
+    assert marks(database_url, desk.tenant) == {date(2025, 1, 2)}

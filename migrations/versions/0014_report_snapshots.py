@@ -108,7 +108,14 @@ INSTANTS = {
             SELECT n.tenant_id, n.ticket_id, n.clock, o.stopped_at AS o_stopped,
                    n.stopped_at AS n_stopped
             FROM old_rows o JOIN new_rows n ON n.id = o.id
-            WHERE (o.state, o.stopped_at) IS DISTINCT FROM (n.state, n.stopped_at)
+            -- What the reports count: met, breached, cancelled, or still running (a warning or
+            -- a pause changes nothing), and when a first response stopped.
+            WHERE CASE WHEN o.state IN ('running', 'warning', 'paused') THEN 'running'
+                       ELSE o.state END
+                  IS DISTINCT FROM
+                  CASE WHEN n.state IN ('running', 'warning', 'paused') THEN 'running'
+                       ELSE n.state END
+               OR n.clock = 'first_response' AND o.stopped_at IS DISTINCT FROM n.stopped_at
         )
         SELECT c.tenant_id, t.created_at FROM changed c JOIN ticket t ON t.id = c.ticket_id
         UNION ALL SELECT tenant_id, o_stopped FROM changed WHERE clock = 'first_response'
