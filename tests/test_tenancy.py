@@ -44,6 +44,7 @@ from cass.models import (
     TicketEvent,
     User,
     Vendor,
+    Visit,
     WorkflowRule,
     Worklog,
 )
@@ -89,6 +90,7 @@ TENANT_MODELS = [
     ReportSnapshot,
     ReportSnapshotSpan,
     ReportSnapshotDirty,
+    Visit,
 ]
 # Rows of the bridge's tables for a tenant's charger (:t tenant, :c charger), as the bridge writes.
 BRIDGE_ROWS = [
@@ -131,6 +133,9 @@ BRIDGE_ROWS = [
     "VALUES (:t, 'sla', 'zone=UTC', '2025-01-01', '', '{1}')",
     "INSERT INTO report_snapshot_span (tenant_id, report, variant) VALUES (:t, 'sla', 'zone=UTC')",
     "INSERT INTO report_snapshot_dirty (tenant_id, day) VALUES (:t, '2025-01-01')",
+    "INSERT INTO visit (tenant_id, ticket_id, vendor_id, starts_at, ends_at) "
+    "SELECT :t, t.id, v.id, now(), now() + interval '1 hour' FROM ticket t "
+    "JOIN vendor v ON v.tenant_id = t.tenant_id WHERE t.tenant_id = :t LIMIT 1",
 ]
 
 

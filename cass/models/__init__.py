@@ -31,12 +31,14 @@ from cass.models.tenancy import Tenant, TenantOwned
 from cass.models.tickets import Attachment, AuditLog, SavedView, Ticket, TicketEvent, Worklog
 from cass.models.users import ROLES, LoginAttempt, User
 from cass.models.vendors import Vendor
+from cass.models.visits import VISIT_STATUSES, Visit
 from cass.models.workflow import RULE_EVENTS, RuleRun, WorkflowRule
 
 __all__ = [
     "CLOCKS",
     "ROLES",
     "RULE_EVENTS",
+    "VISIT_STATUSES",
     "Attachment",
     "AuditLog",
     "BusinessCalendar",
@@ -76,6 +78,7 @@ __all__ = [
     "TicketEvent",
     "User",
     "Vendor",
+    "Visit",
     "WorkflowRule",
     "Worklog",
 ]
