@@ -48,6 +48,7 @@ from cass.models import (
     WorkflowRule,
     Worklog,
 )
+from cass.models.calendar_feeds import CalendarFeed
 from cass.tenancy import bind_tenant, scoped, system_context, tenant_context
 
 # Every tenant table, with one way to make a row of it for a given tenant (ids from `demo`).
@@ -91,6 +92,7 @@ TENANT_MODELS = [
     ReportSnapshotSpan,
     ReportSnapshotDirty,
     Visit,
+    CalendarFeed,
 ]
 # Rows of the bridge's tables for a tenant's charger (:t tenant, :c charger), as the bridge writes.
 BRIDGE_ROWS = [
@@ -136,6 +138,9 @@ BRIDGE_ROWS = [
     "INSERT INTO visit (tenant_id, ticket_id, vendor_id, starts_at, ends_at) "
     "SELECT :t, t.id, v.id, now(), now() + interval '1 hour' FROM ticket t "
     "JOIN vendor v ON v.tenant_id = t.tenant_id WHERE t.tenant_id = :t LIMIT 1",
+    "INSERT INTO calendar_feed (tenant_id, user_id, token_hash) "
+    "SELECT :t, id, encode(sha256(('feed-' || id)::bytea), 'hex') FROM app_user "
+    "WHERE tenant_id = :t LIMIT 1",
 ]
 
 
