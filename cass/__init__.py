@@ -43,6 +43,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     from cass.api.routes import bp as api_bp
     from cass.auth.routes import bp as auth_bp
     from cass.auth.session import init_sessions
+    from cass.calendar_feeds.routes import bp as calendar_feeds_bp
     from cass.chargers import bp as chargers_bp
     from cass.errors import init_error_handlers
     from cass.health.routes import bp as health_bp
@@ -65,6 +66,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     from cass.tariffs.routes import bp as tariffs_bp
     from cass.tickets import bp as tickets_bp
     from cass.tickets.export_routes import bp as export_bp
+    from cass.visits.routes import bp as visits_bp
 
     init_metrics(app)
     init_sessions(app)
@@ -80,7 +82,9 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
         app.register_blueprint(blueprint)
     for blueprint in (sessions_bp, tariffs_bp, csms_admin_bp, api_bp):
         app.register_blueprint(blueprint)
-    for blueprint in (rules_bp, sla_bp, jobs_bp, at_risk_bp, notifications_bp):
+    # The calendar feed (/calendar/<token>.ics) and its page under /account.
+    app.register_blueprint(calendar_feeds_bp)
+    for blueprint in (rules_bp, sla_bp, jobs_bp, at_risk_bp, notifications_bp, visits_bp):
         app.register_blueprint(blueprint)
     # Scheduled exports and their files (cass.reports.schedules) register before the reports,
     # whose /reports/<slug> would otherwise also match /reports/schedules.

@@ -20,6 +20,8 @@ NAV = [
     ("Board", "tickets.board", {}, "tickets.view"),
     ("At risk", "at_risk.index", {}, "tickets.view"),
     ("New ticket", "tickets.new", {}, "tickets.create"),
+    ("My visits", "visits.day", {}, "visits.work"),
+    ("Dispatch", "visits.week", {}, "visits.book"),
     ("Chargers", "chargers.index", {}, "chargers.view"),
     ("Sessions", "sessions.index", {}, "sessions.view"),
     ("Reports", "reports.index", {}, "reports.view"),

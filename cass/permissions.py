@@ -18,6 +18,8 @@ STAFF = ALL_ROLES - {"vendor"}
 PERMISSIONS: dict[str, frozenset[str]] = {
     "home.view": ALL_ROLES,
     "account.change_password": ALL_ROLES,
+    # A secret iCalendar URL of one's own site visits (/account/calendar).
+    "visits.feed": frozenset({"admin", "as_manager", "as_engineer", "vendor"}),
     "users.view": frozenset({"admin"}),
     "users.manage": frozenset({"admin"}),
     "vendors.view": frozenset({"admin", "as_manager"}),
@@ -34,6 +36,11 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "tickets.bulk": frozenset({"admin", "as_manager"}),
     # Downloads of whole lists and reports (CSV, PDF): managers and admins (issue 7).
     "tickets.export": frozenset({"admin", "as_manager"}),
+    # Site visits (issue 8): everyone sees visits (a vendor's people only their vendor's), the
+    # dispatchers book and move them, the engineer or vendor on the visit takes its steps.
+    "visits.view": ALL_ROLES,
+    "visits.book": frozenset({"admin", "as_manager"}),
+    "visits.work": frozenset({"admin", "as_manager", "as_engineer", "vendor"}),
     "views.save": ALL_ROLES,
     "views.share": frozenset({"admin", "as_manager"}),
     "audit.view": frozenset({"admin"}),

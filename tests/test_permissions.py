@@ -20,8 +20,9 @@ FIELD_ROLES = BY_NAME["hold"].roles
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 # The CSMS API authenticates by signature: no session counts (unsigned: 401).
 SIGNED = "signature"
-# The new CSMS secret is shown in the answer itself, once (no redirect).
-SHOWN_ONCE = {("POST", "/admin/csms/secret"): 200}
+# The new CSMS secret is shown in the answer itself, once (no redirect), and so
+# is a new calendar feed's URL (/account/calendar).
+SHOWN_ONCE = {("POST", "/admin/csms/secret"): 200, ("POST", "/account/calendar"): 200}
 CSV = b"ocpp_id,site,key\nMATRIX-CP-1,Matrix Site,matrix-key-0123456\n"
 
 RULE_FORM = {
@@ -55,6 +56,8 @@ SCHEDULE_FORM = {
     "retention_days": "30",
     "active": "y",
 }
+# A Monday in working hours (the demo tenant's default calendar: Mon-Fri 08:00-18:00).
+VISIT_FORM = {"assignee": "{engineer}", "starts_at": "2027-01-04T10:00", "minutes": "60"}
 ICS = (
     b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//m//m//EN\r\nBEGIN:VEVENT\r\nUID:m@m\r\n"
     b"DTSTART;VALUE=DATE:20271225\r\nSUMMARY:Matrix day\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
@@ -341,6 +344,12 @@ ROUTES = [
     ("GET", "/notifications", "home.view", False, None),
     ("GET", "/notifications/bell", "home.view", False, None),
     ("POST", "/notifications/read", "home.view", False, {}),
+    # Site visits; {visit} is the demo engineer's visit for DEMO-1 with the demo vendor.
+    ("POST", "/tickets/{ticket}/visits", "visits.book", True, VISIT_FORM),
+    ("GET", "/visits/week", "visits.book", False, None),
+    ("GET", "/visits/day", "visits.view", False, None),
+    ("POST", "/visits/{visit}/move", "visits.book", True, {"starts_at": "2027-01-05T10:00"}),
+    ("POST", "/visits/{visit}/status", "visits.work", True, {"status": "en_route"}),
     # Scheduled exports and their files; {schedule} is the demo manager's, {export} its file.
     ("GET", "/reports/schedules", "reports.schedule", False, None),
     ("GET", "/reports/schedules/new", "reports.schedule", False, None),
@@ -353,6 +362,10 @@ ROUTES = [
     ("POST", "/reports/files", "reports.export", False, {"slug": "tickets", "query": "x=1"}),
     ("GET", "/reports/files/{export}", "reports.export", True, None),
     ("GET", "/reports/files/{export}/download", "reports.export", True, None),
+    # The calendar feed's page: make a feed URL (shown once), revoke it.
+    ("GET", "/account/calendar", "visits.feed", False, None),
+    ("POST", "/account/calendar", "visits.feed", False, {}),
+    ("POST", "/account/calendar/revoke", "visits.feed", False, {}),
 ]
 
 
@@ -506,6 +519,29 @@ def rule_fixture(app, demo) -> int:
         )
 
 
+def visit_fixture(app, demo) -> int:
+    """Book the demo engineer (with the demo vendor) for DEMO-1; return the visit's id."""
+    from datetime import UTC, datetime
+
+    from cass.models import Ticket, User
+    from cass.services import visits
+    from cass.tenancy import tenant_context
+
+    with app.app_context(), tenant_context(demo["demo"]):
+        ticket = db.session.scalar(select(Ticket).where(Ticket.number == 1))
+        start = datetime(2027, 1, 4, 14, tzinfo=UTC)
+        visit = visits.book(
+            ticket,
+            db.session.get(User, demo["manager@demo.test"]),
+            starts_at=start,
+            ends_at=start.replace(hour=15),
+            engineer_id=demo["engineer@demo.test"],
+            vendor_id=demo["vendor:Demo Field Services"],
+        )
+        db.session.commit()
+        return visit.id
+
+
 def report_fixture(app, demo) -> dict[str, int]:
     """Give the demo manager a daily schedule and a written file of it; return their ids."""
     from datetime import UTC, datetime, time, timedelta
@@ -564,6 +600,7 @@ def test_access_matrix(app, demo, actor, method, path, action, is_object, data):
             agent=demo["agent@demo.test"],
             vendor=demo["vendor:Demo Field Services"],
             ticket="DEMO-1",
+            visit=visit_fixture(app, demo) if "{visit}" in path else "",
             attachment=ticket["attachment"],
             view=saved_view_fixture(app, demo, actor) if "{view}" in path else "",
             rule=rule_fixture(app, demo) if "{rule}" in path else "",
@@ -607,6 +644,7 @@ def test_access_matrix(app, demo, actor, method, path, action, is_object, data):
             "{version}": str(ticket["version"]),
             "{ticket_id}": str(ticket["id"]),
             "{site_id}": str(harbour_site(app)),
+            "{engineer}": f"user:{demo['engineer@demo.test']}",
         }
         form = {k: fill.get(v, v) for k, v in (data or {}).items()}
         form = {k: str(tariff[1]) if v == "{tariff_site}" else v for k, v in form.items()}
@@ -637,6 +675,7 @@ def test_every_route_is_in_the_matrix(app):
             .replace("{policy}", "<int:policy_id>")
             .replace("{schedule}", "<int:schedule_id>")
             .replace("{export}", "<int:export_id>")
+            .replace("{visit}", "<int:visit_id>")
             .replace("{report}", "<slug>"),
         )
         for m, p, *_ in ROUTES
@@ -656,3 +695,30 @@ def test_every_action_is_used_by_a_route(app):
     used = {getattr(view, "required_action", None) for view in app.view_functions.values()}
     used |= {action for *_, action in NAV}
     assert set(PERMISSIONS) <= used
+
+
+# The calendar feed answers to the secret token in its URL, not to a session: every actor, signed
+# in or not, of either tenant, gets the feed for a live token and 404 for any other. Its cells are
+# the test below; the row joins ROUTES after CASES are made, for the census of routes only.
+ROUTES.append(("GET", "/calendar/<token>.ics", "token", False, None))
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+def test_calendar_feed_answers_to_its_token_alone(app, demo, actor):
+    from cass.models import User
+    from cass.services import calendar_feeds
+    from cass.tenancy import tenant_context
+
+    with app.app_context(), tenant_context(demo["demo"]):
+        live = calendar_feeds.create(db.session.get(User, demo["engineer@demo.test"]))
+        manager = db.session.get(User, demo["manager@demo.test"])
+        revoked = calendar_feeds.create(manager)
+        calendar_feeds.revoke(manager)
+    client = app.test_client()
+    if ACTORS[actor]:
+        assert login(client, ACTORS[actor]).status_code == 303
+    response = client.get(f"/calendar/{live}.ics")
+    assert response.status_code == 200
+    assert response.content_type == "text/calendar; charset=utf-8"
+    assert client.get(f"/calendar/{revoked}.ics").status_code == 404
+    assert client.get("/calendar/not-a-token.ics").status_code == 404

@@ -1,6 +1,7 @@
 """Typed SQLAlchemy models, one module per area; importing this registers them all."""
 
 from cass.models.assets import Charger, Connector, Site
+from cass.models.calendar_feeds import CalendarFeed
 from cass.models.ocpp import (
     ChargerCommand,
     ChargerEvent,
@@ -42,6 +43,7 @@ __all__ = [
     "Attachment",
     "AuditLog",
     "BusinessCalendar",
+    "CalendarFeed",
     "CalendarHoliday",
     "Charger",
     "ChargerCommand",

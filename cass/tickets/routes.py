@@ -30,6 +30,7 @@ from cass.tickets.forms import (
     TransitionForm,
     WorklogForm,
 )
+from cass.visits import panel as visit_panel
 
 
 def ticket_or_404(key: str) -> Ticket:
@@ -93,6 +94,7 @@ def detail_context(ticket: Ticket, **extra: Any) -> dict[str, Any]:
         attach_form=AttachmentForm(formdata=None),
         assign_form=_assign_form(ticket),
     )
+    context.update(visit_panel.ticket_panel(ticket))
     context.update(extra)
     return context
 
