@@ -387,3 +387,42 @@ def test_only_changes_a_report_counts_mark_days(app, history, database_url):
     # A breach does: the ticket's day of creation holds the clock in the SLA report.
     execute(database_url, f"UPDATE sla_clock SET state = 'breached' WHERE id = ({clock} {ticket})")
     assert marks(database_url, desk.tenant) == {date(2025, 1, 2)}
+
+
+def test_the_sla_sweep_marks_its_breaches_days_once(app, history, database_url):
+    from cass.services.sla_sweep import sweep
+
+    desk = history
+    past = datetime(2025, 4, 1, tzinfo=UTC)
+    clock = "SELECT id FROM sla_clock WHERE ticket_id = (SELECT id FROM ticket WHERE number = %s)"
+    # 80007 (2 January in New York) breaches, 80014 (4 January) only warns.
+    execute(
+        database_url,
+        f"UPDATE sla_clock SET state = 'running', due_at = %s, warn_at = %s"
+        f" WHERE id IN ({clock} AND clock = 'resolution')",
+        (past, past, 80007),
+    )
+    execute(
+        database_url,
+        f"UPDATE sla_clock SET state = 'running', due_at = %s, warn_at = %s"
+        f" WHERE id IN ({clock} AND clock = 'resolution')",
+        (datetime(2099, 1, 1, tzinfo=UTC), past, 80014),
+    )
+    execute(database_url, "DELETE FROM report_snapshot_dirty")
+    with app.app_context(), system_context():
+        result = sweep(now=datetime.now(UTC), run_rules=False)
+    assert result.breaches >= 1 and result.warnings >= 1
+    rows = query(
+        database_url,
+        "SELECT day, count(*) FROM report_snapshot_dirty WHERE tenant_id = %s GROUP BY 1",
+        (desk.tenant,),
+    )
+    # Marked by the sweep's own statement, not again by the clock trigger; a warning marks nothing.
+    assert (date(2025, 1, 2), 1) in rows and date(2025, 1, 4) not in dict(rows)
+    # The setting lasted the statement only: a later write is marked by the trigger as ever.
+    execute(
+        database_url,
+        f"UPDATE sla_clock SET state = 'met' WHERE id IN ({clock} AND clock = 'resolution')",
+        (80014,),
+    )
+    assert date(2025, 1, 4) in marks(database_url, desk.tenant)
