@@ -279,12 +279,12 @@ def test_a_mark_written_while_the_job_runs_is_kept_for_the_next_run(
     assert first
     store, writes = snapshots._store, []
 
-    def store_then_write(facts, f):
+    def store_then_write(facts, variant, f):
         if not writes:
             # Another request changes a late-January ticket while the job recomputes.
             execute(database_url, "UPDATE ticket SET priority = 'P4' WHERE number = 80100")
             writes.append(marks(database_url, desk.tenant) - first)
-        return store(facts, f)
+        return store(facts, variant, f)
 
     monkeypatch.setattr(snapshots, "_store", store_then_write)
     refresh(app)

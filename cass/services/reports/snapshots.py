@@ -59,6 +59,11 @@ class Facts:
     select: Callable[[base.Filters], str]
     binds: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def columns(self) -> list[str]:
+        """Return the names the measures take in a select of the facts: m1, m2, ..."""
+        return [f"m{n}" for n in range(1, len(self.measures) + 1)]
+
     def variant(self, f: base.Filters) -> str:
         """Return the name of `f`'s variant: the zone, and what the figures depend on in `f`."""
         values = [("zone", f.zone)]
@@ -150,10 +155,11 @@ def _measure_sql(facts: Facts, column: str) -> str:
     return ", ".join(f"sum({column.format(n=n)})" for n in range(1, len(facts.measures) + 1))
 
 
-def _group(unit: str | None, column: str = "day") -> str:
+def _group(unit: str | None) -> str:
+    """Return the period a day falls in, as the select's first column (nothing without a unit)."""
     if unit is None:
         return ""
-    return f"CAST(date_trunc(:unit, CAST({column} AS timestamp)) AS date), "
+    return "CAST(date_trunc(:unit, CAST(day AS timestamp)) AS date), "
 
 
 def _stored(
@@ -191,13 +197,12 @@ def _computed(
 ) -> list[tuple[Any, ...]]:
     """Compute the days [start, end] (only those in `only`, if given) from the raw rows."""
     days = base.Filters(start, end, f.zone)
-    names = ", ".join(f"m{n}" for n in range(1, len(facts.measures) + 1))
     group = _group(unit)
     keep = "WHERE day = ANY(:only)" if only is not None else ""
     return base.fetch(
         f"""
         SELECT {group}key, {_measure_sql(facts, "m{n}")}
-        FROM ({facts.select(f)}) AS x(day, key, {names})
+        FROM ({facts.select(f)}) AS x(day, key, {", ".join(facts.columns)})
         {keep}
         GROUP BY {group}key
         """,
@@ -384,7 +389,7 @@ def refresh_tenant(zone: str, now: datetime) -> int:
                 runs.append((last_day + timedelta(days=1), last))
             runs = _merged(runs)
         for start, end in runs:
-            written += _store(facts, facts.filters(variant, start, end))
+            written += _store(facts, variant, facts.filters(variant, start, end))
         db.session.execute(
             text(
                 """
@@ -408,19 +413,18 @@ def refresh_tenant(zone: str, now: datetime) -> int:
     return written
 
 
-def _store(facts: Facts, f: base.Filters) -> int:
-    """Compute and store `f`'s days of the variant from the raw rows; return the rows stored."""
-    names = [f"m{n}" for n in range(1, len(facts.measures) + 1)]
-    array = ", ".join(f"CAST(x.{n} AS numeric)" for n in names)
+def _store(facts: Facts, variant: str, f: base.Filters) -> int:
+    """Compute and store `f`'s days of `variant` from the raw rows; return the rows stored."""
+    array = ", ".join(f"CAST(x.{n} AS numeric)" for n in facts.columns)
     result = db.session.execute(
         text(
             f"""
             INSERT INTO report_snapshot (tenant_id, report, variant, day, key, figures)
             SELECT :tenant, :report, :variant, x.day, x.key, ARRAY[{array}]
-            FROM ({facts.select(f)}) AS x(day, key, {", ".join(names)})
+            FROM ({facts.select(f)}) AS x(day, key, {", ".join(facts.columns)})
             """
         ),
-        {**base.bind(f), **facts.binds, "report": facts.report, "variant": facts.variant(f)},
+        {**base.bind(f), **facts.binds, "report": facts.report, "variant": variant},
     )
     return result.rowcount or 0
 
