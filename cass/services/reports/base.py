@@ -6,7 +6,7 @@ A report module defines a `build(filters) -> Table` and registers a `Report` wit
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -338,11 +338,6 @@ def total(rows: Sequence[tuple[Any, ...]], index: int) -> Any:
     """Return the sum of column `index` over `rows`, None values skipped."""
     values = [r[index] for r in rows if r[index] is not None]
     return sum(values, Decimal(0) if values and isinstance(values[0], Decimal) else 0)
-
-
-def with_by(f: Filters, by: str) -> Filters:
-    """Return `f` grouped by `by` instead."""
-    return replace(f, by=by)
 
 
 # --- grouping tickets -------------------------------------------------------------------------
