@@ -457,17 +457,26 @@ def assignee_options(
     ]
 
 
+def workers() -> list[tuple[int, str]]:
+    """Return the tenant's active people who get tickets (and visits), as (id, name) by name."""
+    users = db.session.execute(
+        select(User.id, User.name)
+        .where(
+            User.tenant_id == current_tenant_id(),
+            User.is_active_flag,
+            User.role.in_(ASSIGNABLE_ROLES),
+        )
+        .order_by(User.name, User.id)
+    ).all()
+    return [(ident, name) for ident, name in users]
+
+
 def assignee_choices() -> list[tuple[str, str]]:
     """Return the tenant's active workers and vendors as `user:ID` / `vendor:ID` choices."""
     tenant = current_tenant_id()
-    users = db.session.execute(
-        select(User.id, User.name)
-        .where(User.tenant_id == tenant, User.is_active_flag, User.role.in_(ASSIGNABLE_ROLES))
-        .order_by(User.name, User.id)
-    ).all()
     vendors = db.session.execute(
         select(Vendor.id, Vendor.name)
         .where(Vendor.tenant_id == tenant, Vendor.is_active)
         .order_by(Vendor.name, Vendor.id)
     ).all()
-    return assignee_options([tuple(u) for u in users], [tuple(v) for v in vendors])
+    return assignee_options(workers(), [tuple(v) for v in vendors])

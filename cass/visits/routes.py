@@ -7,18 +7,15 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from cass.csv_download import tenant_zone
 from cass.extensions import db
-from cass.models import User, Visit
+from cass.models import Visit
 from cass.permissions import requires
 from cass.rendering import render, wants_fragment
-from cass.services import visits
-from cass.services.tickets import ASSIGNABLE_ROLES
+from cass.services import tickets, visits
 from cass.services.visits import VisitProblem
-from cass.tenancy import current_tenant_id
 from cass.tickets.routes import _parse_assignee, detail_context, ticket_or_404
 from cass.visits import panel
 from cass.visits.forms import MoveForm, StatusForm
@@ -182,15 +179,7 @@ def _week(start: str | None, **extra: Any) -> dict[str, Any]:
     first = panel.local_day(start)
     first -= timedelta(days=first.weekday())
     since, until = panel.day_bounds(first, 7)
-    engineers = db.session.execute(
-        select(User.id, User.name)
-        .where(
-            User.tenant_id == current_tenant_id(),
-            User.is_active_flag,
-            User.role.in_(ASSIGNABLE_ROLES),
-        )
-        .order_by(User.name, User.id)
-    ).all()
+    engineers = tickets.workers()
     days = [first + timedelta(days=n) for n in range(7)]
     cells: dict[tuple[Any, date], list[panel.VisitRow]] = {}
     query = panel.visible().where(Visit.starts_at < until, Visit.ends_at > since)
@@ -199,7 +188,7 @@ def _week(start: str | None, **extra: Any) -> dict[str, Any]:
         cells.setdefault((who, row.starts.date()), []).append(row)
     return {
         "days": days,
-        "engineers": [(e.id, e.name) for e in engineers],
+        "engineers": engineers,
         "cells": cells,
         "first": first,
         "previous": first - timedelta(days=7),
