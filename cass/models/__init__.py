@@ -1,5 +1,6 @@
 """Typed SQLAlchemy models, one module per area; importing this registers them all."""
 
+from cass.models.api_tokens import TOKEN_SCOPES, ApiToken
 from cass.models.assets import Charger, Connector, Site
 from cass.models.calendar_feeds import CalendarFeed
 from cass.models.ocpp import (
@@ -39,7 +40,9 @@ __all__ = [
     "CLOCKS",
     "ROLES",
     "RULE_EVENTS",
+    "TOKEN_SCOPES",
     "VISIT_STATUSES",
+    "ApiToken",
     "Attachment",
     "AuditLog",
     "BusinessCalendar",
