@@ -93,4 +93,8 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     csrf.exempt(health_bp)
     # The CSMS API authenticates each request by its HMAC signature, not by a session.
     csrf.exempt(api_bp)
+    # The JSON API for integrations (/api/v1/…): bearer tokens, its OpenAPI document and docs.
+    from cass.api.v1 import init_api
+
+    init_api(app)
     return app

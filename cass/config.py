@@ -82,6 +82,15 @@ class Config:
         self.CASS_OCPP_LOG_RETENTION_DAYS = int(
             os.environ.get("CASS_OCPP_LOG_RETENTION_DAYS", "30")
         )
+        # Calls one API token may make per window (fixed windows of CASS_API_RATE_WINDOW seconds).
+        self.CASS_API_RATE_LIMIT = int(os.environ.get("CASS_API_RATE_LIMIT", "600"))
+        self.CASS_API_RATE_WINDOW = int(os.environ.get("CASS_API_RATE_WINDOW", "60"))
+        # flask-smorest builds /api/v1/openapi.json from the API's schemas (cass.api.v1).
+        self.API_TITLE = "CASS API"
+        self.API_VERSION = "v1"
+        self.OPENAPI_VERSION = "3.0.3"
+        self.OPENAPI_URL_PREFIX = "/api/v1"
+        self.OPENAPI_JSON_PATH = "openapi.json"
         # Room for the form fields around the file; the file itself is checked against the limit.
         self.MAX_CONTENT_LENGTH = (self.CASS_MAX_UPLOAD_MB + 1) * 1024 * 1024
         for key, value in overrides.items():

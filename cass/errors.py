@@ -6,6 +6,7 @@ from flask import Flask, Response
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from cass.api.v1.errors import ApiError, error_response, from_http, is_api_request
 from cass.extensions import db
 from cass.rendering import render
 
@@ -47,6 +48,8 @@ def init_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Response:
         db.session.rollback()
+        if is_api_request():
+            return error_response(from_http(error))
         if error.code is None or error.code < 400:
             return error  # type: ignore[return-value]
         response = _error_page(error.code)
@@ -57,4 +60,6 @@ def init_error_handlers(app: Flask) -> None:
     @app.errorhandler(InternalServerError)
     def _internal(error: InternalServerError) -> Response:
         db.session.rollback()
+        if is_api_request():
+            return error_response(ApiError(500))
         return _error_page(500)

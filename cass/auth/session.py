@@ -90,6 +90,11 @@ def init_sessions(app: Flask) -> None:
     def _bind_user() -> None:
         if request.blueprint in UNSCOPED_BLUEPRINTS or request.endpoint == "static":
             return
+        if (request.blueprint or "").startswith("api"):
+            # The API authenticates each call itself (a bearer token, or the CSMS's signature);
+            # a session cookie sent along must not make a call anybody's.
+            bind_tenant(None)
+            return
         bind_tenant(None)
         if not current_user.is_authenticated and "_user_id" in session:
             # A deactivated user or a changed password: the old session ends here.

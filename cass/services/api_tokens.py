@@ -1,0 +1,166 @@
+"""API tokens: create, list and revoke a user's bearer tokens; authenticate and rate-limit a call.
+
+The token is shown once and only its SHA-256 is stored. A call names no tenant: the token is
+found across tenants by its hash (as the owning role), and the call then runs inside the token's
+tenant, as its user, under row-level security like any request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import case, func, select, update
+
+from cass.extensions import db
+from cass.models import ApiToken, User
+from cass.models.api_tokens import TOKEN_SCOPES
+from cass.services.audit import audit
+from cass.tenancy import current_tenant_id, system_context
+
+# What a token starts with: secret scanners (and people) can tell a CASS token at a glance.
+TOKEN_PREFIX = "cass_"  # noqa: S105 (a marker, not a secret)
+# "cass_" + token_urlsafe(32) is 48 characters; anything much longer is not one of ours.
+LONGEST_TOKEN = 100
+# How many characters of the token are kept in clear to tell tokens apart on the page.
+SHOWN = len(TOKEN_PREFIX) + 8
+MAX_NAME = 80
+# A user keeps at most this many live tokens (one per integration is plenty).
+MAX_LIVE = 20
+
+
+class TokenError(ValueError):
+    """The token cannot be made as asked; the message is shown to the user (422)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who an authenticated API call is from, and where it stands against its rate limit."""
+
+    token_id: int
+    tenant_id: int
+    user_id: int
+    scope: str
+    calls: int  # in the current window, this one included
+    window_ends: datetime
+
+    def remaining(self, limit: int) -> int:
+        """Return the calls left in the window."""
+        return max(0, limit - self.calls)
+
+
+def token_hash(token: str) -> str:
+    """Return the hex SHA-256 of a token (what is stored and looked up)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def tokens_of(user: User) -> list[ApiToken]:
+    """Return the user's tokens, live ones first, newest first."""
+    return list(
+        db.session.scalars(
+            select(ApiToken)
+            .where(ApiToken.tenant_id == current_tenant_id(), ApiToken.user_id == user.id)
+            .order_by(ApiToken.revoked_at.is_not(None), ApiToken.id.desc())
+        )
+    )
+
+
+def create(user: User, name: str, scope: str, expires_at: datetime | None = None) -> str:
+    """Give the user a new token; return it (it is shown once and never again)."""
+    name = (name or "").strip()
+    if not name:
+        raise TokenError("Name the token after what will use it.")
+    if len(name) > MAX_NAME:
+        raise TokenError(f"A name has at most {MAX_NAME} characters.")
+    if scope not in TOKEN_SCOPES:
+        raise TokenError("Choose read or write.")
+    if expires_at is not None and expires_at <= datetime.now(UTC):
+        raise TokenError("The expiry date has passed.")
+    # Two clicks at once: the user's row lock puts one after the other, so the cap holds.
+    db.session.execute(select(User.id).where(User.id == user.id).with_for_update())
+    live = db.session.scalar(
+        select(func.count()).where(
+            ApiToken.tenant_id == current_tenant_id(),
+            ApiToken.user_id == user.id,
+            ApiToken.revoked_at.is_(None),
+        )
+    )
+    if live >= MAX_LIVE:
+        db.session.rollback()
+        raise TokenError(f"You have {MAX_LIVE} live tokens; revoke one you no longer use.")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(
+        tenant_id=current_tenant_id(),
+        user_id=user.id,
+        name=name,
+        scope=scope,
+        prefix=token[:SHOWN],
+        token_hash=token_hash(token),
+        expires_at=expires_at,
+    )
+    db.session.add(row)
+    db.session.flush()
+    audit(user.id, "api_token", row.id, "create", None, {"name": name, "scope": scope})
+    db.session.commit()
+    return token
+
+
+def revoke(user: User, token_id: int) -> bool:
+    """Revoke one of the user's tokens: calls with it get 401 from now on."""
+    revoked = db.session.scalar(
+        update(ApiToken)
+        .where(
+            ApiToken.tenant_id == current_tenant_id(),
+            ApiToken.user_id == user.id,
+            ApiToken.id == token_id,
+            ApiToken.revoked_at.is_(None),
+        )
+        .values(revoked_at=func.now())
+        .returning(ApiToken.id)
+    )
+    if revoked is not None:
+        audit(user.id, "api_token", revoked, "revoke", {"revoked": False}, {"revoked": True})
+    db.session.commit()
+    return revoked is not None
+
+
+def authenticate(token: str, window: timedelta) -> Caller | None:
+    """Return the caller behind a bearer token, its call counted; None for a token that is
+    unknown, revoked or expired.
+
+    One UPDATE finds the token, counts the call in its fixed rate-limit window (a new window
+    starts when the last one has ended) and stamps its last use: one round trip, and calls
+    with the same token from many workers count exactly, under the row's lock.
+    """
+    if not token.startswith(TOKEN_PREFIX) or len(token) > LONGEST_TOKEN or not token.isascii():
+        return None
+    now = func.clock_timestamp()
+    fresh = ApiToken.window_start.is_(None) | (ApiToken.window_start <= now - window)
+    with system_context():
+        row = db.session.execute(
+            update(ApiToken)
+            .where(
+                ApiToken.token_hash == token_hash(token),
+                ApiToken.revoked_at.is_(None),
+                (ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > now),
+            )
+            .values(
+                window_start=case((fresh, now), else_=ApiToken.window_start),
+                window_calls=case((fresh, 1), else_=ApiToken.window_calls + 1),
+                last_used_at=now,
+            )
+            .returning(
+                ApiToken.id,
+                ApiToken.tenant_id,
+                ApiToken.user_id,
+                ApiToken.scope,
+                ApiToken.window_calls,
+                ApiToken.window_start,
+            )
+        ).first()
+        db.session.commit()
+    if row is None:
+        return None
+    return Caller(row.id, row.tenant_id, row.user_id, row.scope, row.window_calls, row[5] + window)
