@@ -23,7 +23,7 @@ from ocpp.v16 import call
 from sqlalchemy import func, select, text
 
 from cass.extensions import db
-from cass.models import User, WebhookDelivery
+from cass.models import AuditLog, User, WebhookDelivery, WebhookEndpoint
 from cass.services import tickets, webhooks
 from cass.services.sla_sweep import sweep
 from cass.services.tickets import NewTicket
@@ -458,3 +458,277 @@ def test_retention_deletes_old_finished_deliveries_only(hook_app, demo):
         db.session.commit()
         assert webhooks.apply_retention(30) == 2
     assert [d.id for d in queued(hook_app)] == [ids[2]]
+
+
+# ---- the admin pages ----
+
+HX = {"HX-Request": "true"}
+
+
+def test_admin_adds_an_endpoint_and_sees_its_secret_once(hook_app, demo, receiver):
+    admin = as_user(hook_app, "admin@demo.test")
+    assert "Webhooks" in admin.get("/").get_data(as_text=True)
+    token = page_token(admin, "/admin/webhooks/new")
+    response = admin.post(
+        "/admin/webhooks/new",
+        data={
+            "csrf_token": token,
+            "url": receiver.url,
+            "description": "Ops board",
+            "events": ["ticket.created", "sla.breached"],
+            "active": "y",
+        },
+    )
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    html = response.get_data(as_text=True)
+    secret = re.search(r'id="webhook-secret" value="(whsec_[^"]+)"', html).group(1)
+    assert "<html" in html.lower()
+    with hook_app.app_context(), system_context():
+        endpoint = db.session.scalar(select(WebhookEndpoint))
+        assert (endpoint.url, endpoint.secret, endpoint.description) == (
+            receiver.url,
+            secret,
+            "Ops board",
+        )
+        assert endpoint.events == ["ticket.created", "sla.breached"] and endpoint.active
+        audit_row = db.session.scalar(select(AuditLog).where(AuditLog.entity == "webhook_endpoint"))
+        assert audit_row.action == "create" and "secret" not in (audit_row.after or {})
+        endpoint_id = endpoint.id
+    # Never shown again.
+    page = admin.get(f"/admin/webhooks/{endpoint_id}").get_data(as_text=True)
+    assert secret not in page and receiver.url in page
+    assert secret not in admin.get("/admin/webhooks").get_data(as_text=True)
+
+
+def test_new_endpoint_htmx_answers_the_card_fragment(hook_app, demo):
+    admin = as_user(hook_app, "admin@demo.test")
+    token = page_token(admin, "/admin/webhooks/new")
+    fragment = admin.get("/admin/webhooks/new", headers=HX)
+    assert fragment.status_code == 200 and "<html" not in fragment.get_data(as_text=True).lower()
+    assert 'id="webhook-form"' in fragment.get_data(as_text=True)
+    assert fragment.headers["Vary"].count("HX-Request") >= 1
+    response = admin.post(
+        "/admin/webhooks/new",
+        headers=HX,
+        data={"csrf_token": token, "url": "https://hooks.example.com/x", "events": ["ping"]},
+    )
+    assert response.status_code == 422
+    response = admin.post(
+        "/admin/webhooks/new",
+        headers=HX,
+        data={"csrf_token": token, "url": "https://hooks.example.com/x", "events": ["sla.warning"]},
+    )
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and "<html" not in html.lower()
+    assert 'id="webhook-endpoint"' in html and "whsec_" in html
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"url": "", "events": ["ticket.created"]},
+        {"url": "ftp://example.com/x", "events": ["ticket.created"]},
+        {"url": "javascript:alert(1)", "events": ["ticket.created"]},
+        {"url": "https://user:pw@example.com/x", "events": ["ticket.created"]},
+        {"url": "https://example.com:99999/x", "events": ["ticket.created"]},
+        {"url": "https://example.com/" + "x" * 600, "events": ["ticket.created"]},
+        {"url": "https://example.com/x", "events": []},
+        {"url": "https://example.com/x", "events": ["nope"]},
+        {"url": "https://example.com/x", "events": ["ticket.created"], "description": "d" * 201},
+    ],
+)
+@pytest.mark.parametrize("hx", [False, True])
+def test_bad_input_is_a_422_and_saves_nothing(hook_app, demo, data, hx):
+    admin = as_user(hook_app, "admin@demo.test")
+    token = page_token(admin, "/admin/webhooks/new")
+    response = admin.post(
+        "/admin/webhooks/new", headers=HX if hx else {}, data={"csrf_token": token, **data}
+    )
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert 'role="alert"' in html and ("<html" in html.lower()) is not hx
+    with hook_app.app_context(), system_context():
+        assert db.session.scalar(select(func.count()).select_from(WebhookEndpoint)) == 0
+
+
+def test_edit_changes_an_endpoint_and_bad_input_keeps_it(hook_app, demo):
+    endpoint_id, _ = add_endpoint(hook_app, demo["demo"], "https://a.example.com/x")
+    admin = as_user(hook_app, "admin@demo.test")
+    url = f"/admin/webhooks/{endpoint_id}/edit"
+    page = admin.get(url)
+    assert page.status_code == 200 and "https://a.example.com/x" in page.get_data(as_text=True)
+    fragment = admin.get(url, headers=HX).get_data(as_text=True)
+    assert "<html" not in fragment.lower() and 'id="webhook-form"' in fragment
+    token = page_token(admin, url)
+    bad = admin.post(url, data={"csrf_token": token, "url": "nope", "events": ["sla.warning"]})
+    assert bad.status_code == 422
+    saved = admin.post(
+        url,
+        data={"csrf_token": token, "url": "https://b.example.com/y", "events": ["sla.warning"]},
+    )
+    assert saved.status_code == 303 and saved.headers["Location"].endswith(
+        f"/admin/webhooks/{endpoint_id}"
+    )
+    hx = admin.post(
+        url,
+        headers=HX,
+        data={
+            "csrf_token": token,
+            "url": "https://c.example.com/z",
+            "events": ["sla.warning", "ticket.changed"],
+            "active": "y",
+        },
+    )
+    assert hx.status_code == 200 and 'id="webhook-endpoint"' in hx.get_data(as_text=True)
+    with hook_app.app_context(), system_context():
+        endpoint = db.session.get(WebhookEndpoint, endpoint_id)
+        assert endpoint.url == "https://c.example.com/z" and endpoint.active
+        assert endpoint.events == ["ticket.changed", "sla.warning"]
+
+
+def test_rotate_secret_toggle_and_delete_with_and_without_htmx(hook_app, demo):
+    endpoint_id, secret = add_endpoint(hook_app, demo["demo"], "https://a.example.com/x")
+    admin = as_user(hook_app, "admin@demo.test")
+    base = f"/admin/webhooks/{endpoint_id}"
+    token = page_token(admin, base)
+    for headers in ({}, HX):
+        response = admin.post(base + "/secret", headers=headers, data={"csrf_token": token})
+        html = response.get_data(as_text=True)
+        assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+        assert ("<html" in html.lower()) is not bool(headers)
+        new = re.search(r'value="(whsec_[^"]+)"', html).group(1)
+        assert new != secret
+        secret = new
+    assert admin.post(base + "/secret", data={}).status_code in (400, 422)
+    with hook_app.app_context(), system_context():
+        assert db.session.get(WebhookEndpoint, endpoint_id).secret == secret
+
+    new_ticket(hook_app, demo["demo"])  # a pending delivery, failed by disabling
+    off = admin.post(base + "/active", data={"csrf_token": token, "active": "off"})
+    assert off.status_code == 303
+    [delivery] = queued(hook_app)
+    assert (delivery.status, delivery.last_error) == ("failed", "endpoint disabled")
+    on = admin.post(base + "/active", headers=HX, data={"csrf_token": token, "active": "on"})
+    assert on.status_code == 200 and "Disable" in on.get_data(as_text=True)
+    bad = admin.post(base + "/active", headers=HX, data={"csrf_token": token, "active": "x"})
+    assert bad.status_code == 422
+
+    other, _ = add_endpoint(hook_app, demo["demo"], "https://b.example.com/x")
+    gone = admin.post(f"/admin/webhooks/{other}/delete", headers=HX, data={"csrf_token": token})
+    html = gone.get_data(as_text=True)
+    assert gone.status_code == 200 and 'id="webhook-endpoints"' in html
+    assert "b.example.com" not in html and "<html" not in html.lower()
+    gone = admin.post(base + "/delete", data={"csrf_token": token})
+    assert gone.status_code == 303 and gone.headers["Location"].endswith("/admin/webhooks")
+    with hook_app.app_context(), system_context():
+        assert db.session.scalar(select(func.count()).select_from(WebhookEndpoint)) == 0
+        assert db.session.scalar(select(func.count()).select_from(WebhookDelivery)) == 0
+        actions = db.session.scalars(
+            select(AuditLog.action).where(AuditLog.entity == "webhook_endpoint")
+        ).all()
+        assert actions.count("rotate_secret") == 2 and actions.count("delete") == 2
+
+
+def test_send_test_pings_the_receiver_and_the_log_shows_it(hook_app, demo, receiver):
+    endpoint_id, receiver.secret = add_endpoint(
+        hook_app, demo["demo"], receiver.url, ["sla.warning"]
+    )
+    admin = as_user(hook_app, "admin@demo.test")
+    base = f"/admin/webhooks/{endpoint_id}"
+    token = page_token(admin, base)
+    response = admin.post(base + "/test", headers=HX, data={"csrf_token": token})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and 'id="webhook-deliveries"' in html
+    assert "<html" not in html.lower() and "ping" in html and 'hx-trigger="every 3s"' in html
+    assert admin.post(base + "/test", data={"csrf_token": token}).status_code == 303
+    assert deliver(hook_app) == 2
+    assert receiver.types() == ["ping", "ping"] and all(r.signed for r in receiver.got)
+    ping = receiver.got[0].payload
+    assert ping["type"] == "ping" and ping["tenant"] == "demo"
+    assert ping["data"]["endpoint_id"] == endpoint_id
+    log = admin.get(base).get_data(as_text=True)
+    assert log.count('badge ok">delivered') == 2 and "every 3s" not in log
+    fragment = admin.get(base, headers=HX).get_data(as_text=True)
+    assert "<html" not in fragment.lower() and 'id="webhook-deliveries"' in fragment
+
+
+def test_the_log_pages_older_deliveries_by_keyset(hook_app, demo):
+    endpoint_id, _ = add_endpoint(hook_app, demo["demo"], "https://a.example.com/x")
+    for n in range(webhooks.PAGE_SIZE + 5):
+        new_ticket(hook_app, demo["demo"], f"t{n}")
+    ids = [d.id for d in queued(hook_app)]
+    admin = as_user(hook_app, "admin@demo.test")
+    base = f"/admin/webhooks/{endpoint_id}"
+    first = admin.get(base).get_data(as_text=True)
+    shown = [int(i) for i in re.findall(r'id="delivery-(\d+)"', first)]
+    assert shown == sorted(ids, reverse=True)[: webhooks.PAGE_SIZE]
+    older = re.search(r'href="([^"]+before=(\d+))"', first)
+    assert int(older.group(2)) == shown[-1]
+    rows = admin.get(older.group(1).replace("&amp;", "&"), headers=HX).get_data(as_text=True)
+    assert "<html" not in rows.lower() and "<tr" in rows and "<section" not in rows
+    assert [int(i) for i in re.findall(r'id="delivery-(\d+)"', rows)] == sorted(ids, reverse=True)[
+        webhooks.PAGE_SIZE :
+    ]
+    assert "Older deliveries" not in rows
+    whole = admin.get(older.group(1).replace("&amp;", "&")).get_data(as_text=True)
+    assert "<html" in whole.lower() and f'id="delivery-{ids[0]}"' in whole
+
+
+def test_redeliver_a_failed_delivery(hook_app, demo, receiver):
+    endpoint_id, receiver.secret = add_endpoint(hook_app, demo["demo"], receiver.url)
+    new_ticket(hook_app, demo["demo"], "one")
+    new_ticket(hook_app, demo["demo"], "two")
+    first, second = (d.id for d in queued(hook_app))
+    with hook_app.app_context(), system_context():
+        db.session.execute(
+            text(
+                "UPDATE webhook_delivery "
+                "SET status = 'failed', attempts = 8, next_attempt_at = NULL"
+            )
+        )
+        db.session.commit()
+    admin = as_user(hook_app, "admin@demo.test")
+    token = page_token(admin, f"/admin/webhooks/{endpoint_id}")
+    assert "Redeliver" in admin.get(f"/admin/webhooks/{endpoint_id}").get_data(as_text=True)
+    hx = admin.post(
+        f"/admin/webhooks/deliveries/{first}/redeliver", headers=HX, data={"csrf_token": token}
+    )
+    html = hx.get_data(as_text=True)
+    assert hx.status_code == 200 and html.lstrip().startswith(f'<tr id="delivery-{first}"')
+    again = admin.post(
+        f"/admin/webhooks/deliveries/{first}/redeliver", headers=HX, data={"csrf_token": token}
+    )
+    assert again.status_code == 422 and "Only a failed delivery" in again.get_data(as_text=True)
+    plain = admin.post(f"/admin/webhooks/deliveries/{second}/redeliver", data={"csrf_token": token})
+    assert plain.status_code == 303
+    assert deliver(hook_app) == 2
+    assert [d.status for d in queued(hook_app)] == ["delivered", "delivered"]
+    assert [d.attempts for d in queued(hook_app)] == [1, 1]
+    assert len({r.headers["X-CASS-Delivery"] for r in receiver.got}) == 2
+
+
+def test_another_tenants_endpoint_and_delivery_are_404(hook_app, demo):
+    acme_endpoint, _ = add_endpoint(hook_app, demo["acme"], "https://a.example.com/x")
+    new_ticket(hook_app, demo["acme"])
+    [delivery] = queued(hook_app)
+    admin = as_user(hook_app, "admin@demo.test")
+    token = page_token(admin, "/admin/webhooks")
+    assert admin.get(f"/admin/webhooks/{acme_endpoint}").status_code == 404
+    assert admin.get(f"/admin/webhooks/{acme_endpoint}/edit").status_code == 404
+    for action in ("secret", "active", "delete", "test"):
+        response = admin.post(
+            f"/admin/webhooks/{acme_endpoint}/{action}", data={"csrf_token": token, "active": "off"}
+        )
+        assert response.status_code == 404
+    response = admin.post(
+        f"/admin/webhooks/deliveries/{delivery.id}/redeliver", data={"csrf_token": token}
+    )
+    assert response.status_code == 404
+    assert "a.example.com" not in admin.get("/admin/webhooks").get_data(as_text=True)
+
+
+def test_only_admins_manage_webhooks(hook_app, demo):
+    manager = as_user(hook_app, "manager@demo.test")
+    assert manager.get("/admin/webhooks").status_code == 403
+    assert "Webhooks" not in manager.get("/").get_data(as_text=True)
