@@ -200,6 +200,13 @@ def list_sessions(query: SessionQuery, page_size: int = PAGE_SIZE) -> SessionPag
     return SessionPage(rows, (rows[-1].started_at, rows[-1].id) if more else None)
 
 
+def session_row(ident: int) -> SessionRow | None:
+    """Return the tenant's session `ident` as the list shows it, or None."""
+    found = db.session.execute(_statement(SessionQuery()).where(ChargingSession.id == ident))
+    row = found.first()
+    return SessionRow(*row) if row is not None else None
+
+
 def export_rows(query: SessionQuery, batch: int = 1000) -> Iterator[list[str]]:
     """Yield the CSV rows (header first) of every matching session, by a server-side cursor."""
     yield list(CSV_HEADER)
