@@ -81,7 +81,10 @@ def new() -> Response:
             form.events.data,
             form.active.data,
         )
-        return _endpoint_page(endpoint, secret=secret)
+        # htmx swaps the form for the endpoint's card and log; the address bar follows.
+        response = _endpoint_page(endpoint, "webhooks/_created.html", secret=secret)
+        response.headers["HX-Push-Url"] = url_for("webhooks.show", endpoint_id=endpoint.id)
+        return response
     return render(
         "webhooks/new.html",
         "webhooks/_form.html",
