@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import signal
 import sys
+from pathlib import Path
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import FlaskGroup
 
 from cass import create_app
@@ -241,8 +243,6 @@ def chargers_import(tenant_slug: str, file: str) -> None:
     Columns: ocpp_id, site, manufacturer, model, serial, asset_tag, install_date, warranty_end,
     key (ocpp_id, site and key required; a missing site is created; the key is stored hashed).
     """
-    from pathlib import Path
-
     from cass.services.charger_import import import_chargers
     from cass.services.tenants import tenant_by_slug
     from cass.tenancy import system_context, tenant_context
@@ -266,6 +266,25 @@ def chargers_import(tenant_slug: str, file: str) -> None:
     click.echo(f"Imported {result.chargers} chargers into {tenant_slug}{sites}.")
 
 
+@cli.group("openapi")
+def openapi_group() -> None:
+    """The JSON API's OpenAPI document."""
+
+
+@openapi_group.command("export")
+@click.argument("file", type=click.Path(dir_okay=False, writable=True, allow_dash=True))
+def openapi_export(file: str) -> None:
+    """Write the OpenAPI document of /api/v1 to FILE (- for standard output)."""
+    from cass.api.v1 import spec_document
+
+    text = json.dumps(spec_document(current_app), indent=2, sort_keys=False) + "\n"
+    if file == "-":
+        click.echo(text, nl=False)
+        return
+    Path(file).write_text(text, encoding="utf-8")
+    click.echo(f"Wrote the OpenAPI document of /api/v1 to {file}.")
+
+
 @cli.command("scheduler")
 def scheduler_command() -> None:
     """Run the periodic jobs (each under a Postgres advisory lock)."""
@@ -280,8 +299,6 @@ def bridge_command(ctx: click.Context) -> None:
     """Run the OCPP bridge on this instance's database (options as python -m ocpp_bridge)."""
     import asyncio
     import logging
-
-    from flask import current_app
 
     from cass.extensions import db
     from ocpp_bridge.config import BridgeConfig

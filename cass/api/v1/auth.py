@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from flask import current_app, g, request
 from flask_login import current_user
 from flask_smorest import Blueprint
+from webargs.flaskparser import FlaskParser
 from werkzeug.wrappers import Response
 
 from cass.api.v1.errors import ApiError
@@ -88,9 +89,20 @@ def allowed(action: str) -> Callable[[F], F]:
     return decorator
 
 
+class ApiBlueprint(Blueprint):
+    """A flask-smorest blueprint whose arguments refuse what they do not know (422).
+
+    webargs would drop unknown query parameters; a filter misspelt (`priorty=P1`) would then
+    give the whole list, as if it were the answer. Every location goes by the schema's own
+    rule, marshmallow's RAISE.
+    """
+
+    ARGUMENTS_PARSER = FlaskParser(unknown=None)
+
+
 def api_blueprint(name: str, description: str) -> Blueprint:
     """Return a blueprint under /api/v1 whose every view needs a bearer token."""
-    blueprint = Blueprint(name, name, url_prefix="/api/v1", description=description)
+    blueprint = ApiBlueprint(name, name, url_prefix="/api/v1", description=description)
     blueprint.before_request(authenticate)
     blueprint.after_request(rate_headers)
     return blueprint
