@@ -52,12 +52,12 @@ SPEC = {
 
 def init_api(app: Flask) -> None:
     """Register the API's blueprints, its spec and docs, its token check and error answers."""
-    from cass.api.v1 import chargers, docs, sessions, tickets, visits
+    from cass.api.v1 import chargers, docs, reports, sessions, tickets, visits
     from cass.extensions import csrf
 
     api = CassApi(app, spec_kwargs=SPEC)
     app.extensions["cass_api"] = api
-    for blueprint in (tickets.bp, chargers.bp, sessions.bp, visits.bp):
+    for blueprint in (tickets.bp, chargers.bp, sessions.bp, visits.bp, reports.bp):
         api.register_blueprint(blueprint)
         # Bearer tokens, not cookies: no cross-site request can carry one.
         csrf.exempt(blueprint)
