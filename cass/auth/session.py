@@ -22,10 +22,9 @@ MAX_ID = 2**63 - 1  # bigint
 @cache
 def _user_select() -> tuple[tuple[str, ...], bytes]:
     """Return the attribute names of User's columns and the select of them, but its WHERE."""
-    properties = inspect(User).column_attrs
-    stmt = select(*(prop.columns[0] for prop in properties))
+    stmt = select(*(column for _, column in user_attributes()))
     sql = str(stmt.compile(dialect=db.engine.dialect))
-    return tuple(prop.key for prop in properties), sql.encode()
+    return tuple(key for key, _ in user_attributes()), sql.encode()
 
 
 def _get_user(user_id: int) -> User | None:
@@ -44,12 +43,24 @@ def _get_user(user_id: int) -> User | None:
         if rows is not None:
             if not rows:
                 return None
-            values: dict[str, Any] = dict(zip(keys, rows[0], strict=True))
-            user = User(**values)
-            make_transient_to_detached(user)  # as if loaded: no history, an identity key
-            session.add(user)
-            return user
+            return as_loaded(dict(zip(keys, rows[0], strict=True)))
     return session.get(User, user_id)
+
+
+def as_loaded(values: dict[str, Any]) -> User:
+    """Return the User of a row selected outside the ORM (its column values by attribute name),
+    persistent in the session as the ORM would load it: no history, an identity key."""
+    user = User(**values)
+    make_transient_to_detached(user)
+    db.session.add(user)
+    return user
+
+
+@cache
+def user_attributes() -> tuple[tuple[str, Any], ...]:
+    """Return (attribute name, column) of each of User's columns, for a select or a RETURNING
+    whose row as_loaded() turns into a User."""
+    return tuple((prop.key, prop.columns[0]) for prop in inspect(User).column_attrs)
 
 
 @login_manager.user_loader

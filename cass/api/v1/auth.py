@@ -15,8 +15,7 @@ from webargs.flaskparser import FlaskParser
 from werkzeug.wrappers import Response
 
 from cass.api.v1.errors import ApiError
-from cass.extensions import db
-from cass.models import User
+from cass.auth.session import as_loaded
 from cass.permissions import PERMISSIONS, can
 from cass.services import api_tokens
 from cass.tenancy import bind_tenant
@@ -47,10 +46,10 @@ def authenticate() -> None:
             details={"limit": limit, "window_seconds": window.seconds, "retry_after": reset},
             headers={"Retry-After": str(reset)},
         )
-    bind_tenant(caller.tenant_id)
-    user = db.session.get(User, caller.user_id)
-    if user is None or not user.is_active:
+    if not caller.user["is_active_flag"]:
         raise ApiError(401, "E_INVALID_TOKEN", "The token's user is deactivated.")
+    bind_tenant(caller.tenant_id)
+    user = as_loaded(caller.user)
     # Flask-Login's current user for this request only: nothing goes into a session cookie.
     g._login_user = user
     g.api_scope = caller.scope
