@@ -11,6 +11,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import case, func, select, update
 
@@ -18,7 +19,7 @@ from cass.extensions import db
 from cass.models import ApiToken, User
 from cass.models.api_tokens import TOKEN_SCOPES
 from cass.services.audit import audit
-from cass.tenancy import current_tenant_id, system_context
+from cass.tenancy import current_tenant_id
 
 # What a token starts with: secret scanners (and people) can tell a CASS token at a glance.
 TOKEN_PREFIX = "cass_"  # noqa: S105 (a marker, not a secret)
@@ -41,7 +42,7 @@ class Caller:
 
     token_id: int
     tenant_id: int
-    user_id: int
+    user: dict[str, Any]  # the token's user's columns, by User attribute name
     scope: str
     calls: int  # in the current window, this one included
     window_ends: datetime
@@ -130,37 +131,86 @@ def authenticate(token: str, window: timedelta) -> Caller | None:
     """Return the caller behind a bearer token, its call counted; None for a token that is
     unknown, revoked or expired.
 
-    One UPDATE finds the token, counts the call in its fixed rate-limit window (a new window
-    starts when the last one has ended) and stamps its last use: one round trip, and calls
-    with the same token from many workers count exactly, under the row's lock.
+    One UPDATE, committed on its own (a refused call counts too), finds the token, counts the
+    call in its fixed rate-limit window (a new window starts when the last one has ended),
+    stamps its last use and returns the token's user: one round trip. Calls with the same token
+    from many workers count exactly, under the row's lock. It runs as the owning role, across
+    tenants: nothing names the tenant but the token.
     """
     if not token.startswith(TOKEN_PREFIX) or len(token) > LONGEST_TOKEN or not token.isascii():
         return None
+    from cass.auth.session import user_attributes
+
     now = func.clock_timestamp()
     fresh = ApiToken.window_start.is_(None) | (ApiToken.window_start <= now - window)
-    with system_context():
-        row = db.session.execute(
-            update(ApiToken)
-            .where(
-                ApiToken.token_hash == token_hash(token),
-                ApiToken.revoked_at.is_(None),
-                (ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > now),
-            )
-            .values(
-                window_start=case((fresh, now), else_=ApiToken.window_start),
-                window_calls=case((fresh, 1), else_=ApiToken.window_calls + 1),
-                last_used_at=now,
-            )
-            .returning(
-                ApiToken.id,
-                ApiToken.tenant_id,
-                ApiToken.user_id,
-                ApiToken.scope,
-                ApiToken.window_calls,
-                ApiToken.window_start,
-            )
-        ).first()
-        db.session.commit()
+    keys, columns = zip(*user_attributes(), strict=True)
+    statement = (
+        update(ApiToken)
+        .where(
+            ApiToken.token_hash == token_hash(token),
+            ApiToken.revoked_at.is_(None),
+            (ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > now),
+            User.id == ApiToken.user_id,
+            User.tenant_id == ApiToken.tenant_id,
+        )
+        .values(
+            window_start=case((fresh, now), else_=ApiToken.window_start),
+            window_calls=case((fresh, 1), else_=ApiToken.window_calls + 1),
+            last_used_at=now,
+        )
+        .returning(
+            ApiToken.id, ApiToken.scope, ApiToken.window_calls, ApiToken.window_start, *columns
+        )
+    )
+    # Autocommit on a connection of its own: no BEGIN and COMMIT round trips around it.
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        row = connection.execute(statement).first()
     if row is None:
         return None
-    return Caller(row.id, row.tenant_id, row.user_id, row.scope, row.window_calls, row[5] + window)
+    token_id, scope, calls, window_start, *values = row
+    user = dict(zip(keys, values, strict=True))
+    return Caller(token_id, user["tenant_id"], user, scope, calls, window_start + window)
+
+
+def tenant_tokens() -> list[tuple[ApiToken, User]]:
+    """Return the tenant's live tokens (neither revoked nor expired) with their users, newest
+    first."""
+    return [
+        (token, user)
+        for token, user in db.session.execute(
+            select(ApiToken, User)
+            .join(User, User.id == ApiToken.user_id)
+            .where(
+                ApiToken.tenant_id == current_tenant_id(),
+                ApiToken.revoked_at.is_(None),
+                ApiToken.expires_at.is_(None) | (ApiToken.expires_at > func.now()),
+            )
+            .order_by(ApiToken.id.desc())
+        )
+    ]
+
+
+def revoke_any(admin: User, token_id: int) -> ApiToken | None:
+    """Revoke any user's token in the tenant (an admin cutting off a leaked one); return it, or
+    None when the tenant has no such token. Revoking a revoked token changes nothing."""
+    token = db.session.scalar(
+        select(ApiToken)
+        .where(ApiToken.tenant_id == current_tenant_id(), ApiToken.id == token_id)
+        .with_for_update()
+    )
+    if token is None:
+        db.session.rollback()
+        return None
+    if token.revoked_at is None:
+        token.revoked_at = datetime.now(UTC)
+        # The owner is in the row: the audit says whose token an admin cut off.
+        audit(
+            admin.id,
+            "api_token",
+            token.id,
+            "revoke",
+            {"revoked": False},
+            {"revoked": True, "user_id": token.user_id},
+        )
+    db.session.commit()
+    return token
