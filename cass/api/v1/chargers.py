@@ -77,7 +77,6 @@ def list_chargers(**args: Any) -> dict[str, Any]:
 
 @bp.get("/chargers/<ocpp_id>")
 @allowed("chargers.view")
-@bp.doc(parameters=[{"in": "path", "name": "ocpp_id", "description": "The OCPP id"}])
 @bp.response(200, ChargerSchema)
 def get_charger(ocpp_id: str) -> dict[str, Any]:
     """Read one charger: site, model data, presence, connectors' live states, recent faults."""

@@ -62,7 +62,6 @@ def list_sessions(**args: Any) -> dict[str, Any]:
 
 @bp.get("/sessions/<int:session_id>")
 @allowed("sessions.view")
-@bp.doc(parameters=[{"in": "path", "name": "session_id", "description": "The session's id"}])
 @bp.response(200, SessionSchema)
 def get_session(session_id: int) -> dict[str, Any]:
     """Read one charging session by id."""

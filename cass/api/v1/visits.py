@@ -135,7 +135,6 @@ def list_visits(**args: Any) -> dict[str, Any]:
 
 @bp.get("/visits/<int:visit_id>")
 @allowed("visits.view")
-@bp.doc(parameters=[{"in": "path", "name": "visit_id", "description": "The visit's id"}])
 @bp.response(200, VisitSchema)
 def get_visit(visit_id: int) -> dict[str, Any]:
     """Read one visit."""
