@@ -11,9 +11,19 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import (
+    Interval,
+    String,
+    bindparam,
+    case,
+    func,
+    literal_column,
+    select,
+    update,
+)
 
 from cass.extensions import db
 from cass.models import ApiToken, User
@@ -139,15 +149,39 @@ def authenticate(token: str, window: timedelta) -> Caller | None:
     """
     if not token.startswith(TOKEN_PREFIX) or len(token) > LONGEST_TOKEN or not token.isascii():
         return None
+    keys, sql = _authenticate_sql()
+    params = {"hash": token_hash(token), "window": window}
+    with db.engine.connect() as connection:
+        # Autocommit, on the driver's connection: the UPDATE alone, no BEGIN and COMMIT
+        # round trips around it, and no statement built anew for each call.
+        raw = connection.connection.driver_connection
+        raw.autocommit = True
+        try:
+            row = raw.execute(sql, params).fetchone()
+        finally:
+            raw.autocommit = False
+    if row is None:
+        return None
+    token_id, scope, calls, window_start, *values = row
+    user = dict(zip(keys, values, strict=True))
+    return Caller(token_id, user["tenant_id"], user, scope, calls, window_start + window)
+
+
+@cache
+def _authenticate_sql() -> tuple[tuple[str, ...], str]:
+    """Return the User attribute names the RETURNING ends with, and authenticate()'s UPDATE as
+    psycopg takes it (%(hash)s, %(window)s)."""
     from cass.auth.session import user_attributes
 
-    now = func.clock_timestamp()
-    fresh = ApiToken.window_start.is_(None) | (ApiToken.window_start <= now - window)
     keys, columns = zip(*user_attributes(), strict=True)
+    now = func.clock_timestamp()
+    window = bindparam("window", type_=Interval)
+    one = literal_column("1")
+    fresh = ApiToken.window_start.is_(None) | (ApiToken.window_start <= now - window)
     statement = (
         update(ApiToken)
         .where(
-            ApiToken.token_hash == token_hash(token),
+            ApiToken.token_hash == bindparam("hash", type_=String),
             ApiToken.revoked_at.is_(None),
             (ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > now),
             User.id == ApiToken.user_id,
@@ -155,21 +189,15 @@ def authenticate(token: str, window: timedelta) -> Caller | None:
         )
         .values(
             window_start=case((fresh, now), else_=ApiToken.window_start),
-            window_calls=case((fresh, 1), else_=ApiToken.window_calls + 1),
+            # Literals, not parameters: the SQL is compiled once and sent with two of its own.
+            window_calls=case((fresh, one), else_=ApiToken.window_calls + one),
             last_used_at=now,
         )
         .returning(
             ApiToken.id, ApiToken.scope, ApiToken.window_calls, ApiToken.window_start, *columns
         )
     )
-    # Autocommit on a connection of its own: no BEGIN and COMMIT round trips around it.
-    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        row = connection.execute(statement).first()
-    if row is None:
-        return None
-    token_id, scope, calls, window_start, *values = row
-    user = dict(zip(keys, values, strict=True))
-    return Caller(token_id, user["tenant_id"], user, scope, calls, window_start + window)
+    return keys, str(statement.compile(dialect=db.engine.dialect))
 
 
 def tenant_tokens() -> list[tuple[ApiToken, User]]:
