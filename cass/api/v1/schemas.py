@@ -5,6 +5,8 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from cass.api.v1.inputs import cursor
+
 MAX_ID = 2**63 - 1  # bigint
 # Positive ids that fit a bigint: anything else is a 422, not a database error.
 ID = validate.Range(min=1, max=MAX_ID)
@@ -41,7 +43,4 @@ class ChargerRefSchema(ma.Schema):
 class CursorArgs(ma.Schema):
     """Keyset pagination: the `next_after` of the previous page."""
 
-    after = fields.String(
-        validate=validate.Length(max=500),
-        metadata={"description": "The next_after of the previous page; omit for the first."},
-    )
+    after = cursor()

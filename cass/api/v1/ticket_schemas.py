@@ -6,15 +6,12 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from cass import lifecycle
+from cass.api.v1.inputs import day, text
 from cass.api.v1.schemas import ID, ChargerRefSchema, CursorArgs, RefSchema
 from cass.models.tickets import CATEGORIES, CHANNELS, PRIORITIES
 from cass.services.ticket_queries import MAX_Q, SORTS
 
 API_CHANNELS = [c for c in CHANNELS if c != "ocpp-auto"]
-
-
-def _date(description: str) -> fields.Date:
-    return fields.Date(metadata={"description": description})
 
 
 class TicketListArgs(CursorArgs):
@@ -29,19 +26,17 @@ class TicketListArgs(CursorArgs):
     channel = fields.String(validate=validate.OneOf(list(CHANNELS)))
     site = fields.Integer(validate=ID, metadata={"description": "Site id"})
     vendor = fields.Integer(validate=ID, metadata={"description": "Assigned vendor id"})
-    charger = fields.String(
-        validate=validate.Length(min=1, max=64), metadata={"description": "OCPP id"}
-    )
+    charger = text(64, 1, metadata={"description": "OCPP id"})
     assignee = fields.String(
         validate=validate.Regexp(r"^(me|none|[1-9][0-9]{0,17})$"),
         metadata={"description": "`me`, `none` or a user id"},
     )
-    created_from = _date("Created on or after this day (the tenant's zone)")
-    created_to = _date("Created on or before this day")
-    updated_from = _date("Updated on or after this day")
-    updated_to = _date("Updated on or before this day")
-    q = fields.String(
-        validate=validate.Length(max=MAX_Q),
+    created_from = day("Created on or after this day (the tenant's zone)")
+    created_to = day("Created on or before this day")
+    updated_from = day("Updated on or after this day")
+    updated_to = day("Updated on or before this day")
+    q = text(
+        MAX_Q,
         metadata={"description": "Words, a ticket key or number, a charger id, a phone number"},
     )
     sort = fields.String(validate=validate.OneOf(list(SORTS)), load_default="updated")
@@ -119,34 +114,26 @@ class TicketSchema(ma.Schema):
     )
 
 
-def _text(maximum: int, **kwargs: object) -> fields.String:
-    return fields.String(validate=validate.Length(max=maximum), **kwargs)  # type: ignore[arg-type]
-
-
 class TicketFieldsSchema(ma.Schema):
     """The fields that may be set on a ticket."""
 
-    title = fields.String(validate=validate.Length(min=1, max=200))
-    description = _text(10_000)
+    title = text(200, 1)
+    description = text(10_000)
     category = fields.String(validate=validate.OneOf(list(CATEGORIES)))
     priority = fields.String(validate=validate.OneOf(list(PRIORITIES)))
-    caller_name = _text(120, allow_none=True)
-    caller_phone = _text(40, allow_none=True)
+    caller_name = text(120, allow_none=True)
+    caller_phone = text(40, allow_none=True)
     caller_email = fields.Email(validate=validate.Length(max=254), allow_none=True)
 
 
 class TicketCreateSchema(TicketFieldsSchema):
     """A new ticket: a title and a category at least; a charger by OCPP id, if any."""
 
-    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    title = text(200, 1, required=True)
     category = fields.String(required=True, validate=validate.OneOf(list(CATEGORIES)))
     priority = fields.String(validate=validate.OneOf(list(PRIORITIES)), load_default="P3")
     channel = fields.String(validate=validate.OneOf(API_CHANNELS), load_default="api")
-    charger = fields.String(
-        validate=validate.Length(min=1, max=64),
-        allow_none=True,
-        metadata={"description": "OCPP id"},
-    )
+    charger = text(64, 1, allow_none=True, metadata={"description": "OCPP id"})
     connector = fields.Integer(
         validate=validate.Range(min=0, max=1000),
         allow_none=True,
@@ -174,12 +161,12 @@ class TransitionSchema(ma.Schema):
 
     name = fields.String(required=True, validate=validate.OneOf(list(lifecycle.BY_NAME)))
     version = fields.Integer(required=True, validate=validate.Range(min=1, max=2**31 - 1))
-    note = _text(5000, allow_none=True)
+    note = text(5000, allow_none=True)
     hold_reason = fields.String(
         validate=validate.OneOf(list(lifecycle.HOLD_REASONS)), allow_none=True
     )
-    resolution_note = _text(5000, allow_none=True)
-    cancel_reason = _text(5000, allow_none=True)
+    resolution_note = text(5000, allow_none=True)
+    cancel_reason = text(5000, allow_none=True)
     user = fields.Integer(
         validate=ID, allow_none=True, metadata={"description": "Assign to (user id)"}
     )
@@ -217,7 +204,7 @@ class WorklogSchema(ma.Schema):
 class WorklogCreateSchema(ma.Schema):
     """A new worklog."""
 
-    body = fields.String(required=True, validate=validate.Length(min=1, max=10_000))
+    body = text(10_000, 1, required=True)
     minutes = fields.Integer(validate=validate.Range(min=0, max=1440), load_default=0)
     customer_visible = fields.Boolean(load_default=False)
 
