@@ -52,8 +52,8 @@ class SlaSchema(ma.Schema):
     due_at = fields.DateTime(required=True, allow_none=True)
 
 
-class TicketRowSchema(ma.Schema):
-    """A ticket as the list shows it."""
+class _TicketCoreSchema(ma.Schema):
+    """What a ticket always shows, in a list or whole."""
 
     id = fields.Integer(required=True)
     key = fields.String(required=True, metadata={"example": "DEMO-1042"})
@@ -64,6 +64,11 @@ class TicketRowSchema(ma.Schema):
     category = fields.String(required=True)
     created_at = fields.DateTime(required=True)
     updated_at = fields.DateTime(required=True)
+
+
+class TicketRowSchema(_TicketCoreSchema):
+    """A ticket as the list shows it."""
+
     site = fields.String(required=True, allow_none=True, metadata={"description": "Site name"})
     charger = fields.String(required=True, allow_none=True, metadata={"description": "OCPP id"})
     assignee = fields.String(required=True, allow_none=True, metadata={"description": "User name"})
@@ -78,18 +83,11 @@ class TicketPageSchema(ma.Schema):
     next_after = fields.String(required=True, allow_none=True)
 
 
-class TicketSchema(ma.Schema):
+class TicketSchema(_TicketCoreSchema):
     """A whole ticket. Send its `version` back with a change (optimistic locking)."""
 
-    id = fields.Integer(required=True)
-    key = fields.String(required=True, metadata={"example": "DEMO-1042"})
-    number = fields.Integer(required=True)
     version = fields.Integer(required=True)
-    title = fields.String(required=True)
     description = fields.String(required=True)
-    status = fields.String(required=True)
-    priority = fields.String(required=True)
-    category = fields.String(required=True)
     channel = fields.String(required=True)
     site = fields.Nested(RefSchema, required=True, allow_none=True)
     charger = fields.Nested(ChargerRefSchema, required=True, allow_none=True)
@@ -102,8 +100,6 @@ class TicketSchema(ma.Schema):
     hold_reason = fields.String(required=True, allow_none=True)
     resolution_note = fields.String(required=True, allow_none=True)
     cancel_reason = fields.String(required=True, allow_none=True)
-    created_at = fields.DateTime(required=True)
-    updated_at = fields.DateTime(required=True)
     resolved_at = fields.DateTime(required=True, allow_none=True)
     closed_at = fields.DateTime(required=True, allow_none=True)
     sla = fields.List(fields.Nested(SlaSchema), required=True)
