@@ -91,11 +91,13 @@ def create(user: User, name: str, scope: str, expires_at: datetime | None = None
         raise TokenError("The expiry date has passed.")
     # Two clicks at once: the user's row lock puts one after the other, so the cap holds.
     db.session.execute(select(User.id).where(User.id == user.id).with_for_update())
+    # Expired tokens do nothing any more: they do not count against the cap.
     live = db.session.scalar(
         select(func.count()).where(
             ApiToken.tenant_id == current_tenant_id(),
             ApiToken.user_id == user.id,
             ApiToken.revoked_at.is_(None),
+            ApiToken.expires_at.is_(None) | (ApiToken.expires_at > func.now()),
         )
     )
     if live >= MAX_LIVE:
