@@ -41,6 +41,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     from cass.admin.routes import bp as admin_bp
     from cass.api.admin_routes import bp as csms_admin_bp
     from cass.api.routes import bp as api_bp
+    from cass.api_tokens.routes import bp as api_tokens_bp
     from cass.auth.routes import bp as auth_bp
     from cass.auth.session import init_sessions
     from cass.calendar_feeds.routes import bp as calendar_feeds_bp
@@ -67,6 +68,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     from cass.tickets import bp as tickets_bp
     from cass.tickets.export_routes import bp as export_bp
     from cass.visits.routes import bp as visits_bp
+    from cass.webhooks.routes import bp as webhooks_bp
 
     init_metrics(app)
     init_sessions(app)
@@ -84,8 +86,12 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
         app.register_blueprint(blueprint)
     # The calendar feed (/calendar/<token>.ics) and its page under /account.
     app.register_blueprint(calendar_feeds_bp)
+    # Personal API tokens (/account/api-tokens) and the admin's view of them (/admin/api-tokens).
+    app.register_blueprint(api_tokens_bp)
     for blueprint in (rules_bp, sla_bp, jobs_bp, at_risk_bp, notifications_bp, visits_bp):
         app.register_blueprint(blueprint)
+    # Outbound webhooks admin (/admin/webhooks).
+    app.register_blueprint(webhooks_bp)
     # Scheduled exports and their files (cass.reports.schedules) register before the reports,
     # whose /reports/<slug> would otherwise also match /reports/schedules.
     for blueprint in (report_schedules_bp, reports_bp):

@@ -66,6 +66,15 @@ class Config:
         # many days an export file is kept unless its schedule says otherwise.
         self.CASS_EXPORT_SECONDS = int(os.environ.get("CASS_EXPORT_SECONDS", "10"))
         self.CASS_EXPORT_RETENTION_DAYS = int(os.environ.get("CASS_EXPORT_RETENTION_DAYS", "30"))
+        # Outbound webhooks: how often the scheduler delivers (seconds), each request's timeout
+        # (seconds), parallel requests per run, days the delivery log is kept, and whether
+        # endpoints may resolve to private, loopback or link-local addresses (off: an admin's
+        # URL must not reach into the operator's own network).
+        self.CASS_WEBHOOK_SECONDS = int(os.environ.get("CASS_WEBHOOK_SECONDS", "5"))
+        self.CASS_WEBHOOK_TIMEOUT = float(os.environ.get("CASS_WEBHOOK_TIMEOUT", "5"))
+        self.CASS_WEBHOOK_CONCURRENCY = int(os.environ.get("CASS_WEBHOOK_CONCURRENCY", "8"))
+        self.CASS_WEBHOOK_RETENTION_DAYS = int(os.environ.get("CASS_WEBHOOK_RETENTION_DAYS", "30"))
+        self.CASS_WEBHOOK_ALLOW_PRIVATE = os.environ.get("CASS_WEBHOOK_ALLOW_PRIVATE", "") == "1"
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_SECURE = os.environ.get("CASS_SECURE_COOKIES", "") == "1"

@@ -31,6 +31,8 @@ NAV = [
     ("Charger registry", "charger_admin.index", {}, "assets.view"),
     ("Tariffs", "tariffs.index", {}, "tariffs.view"),
     ("CSMS", "csms_admin.index", {}, "csms.manage"),
+    ("API tokens", "api_tokens.admin_index", {}, "api_tokens.manage"),
+    ("Webhooks", "webhooks.index", {}, "webhooks.manage"),
     ("Rules", "rules.index", {}, "rules.view"),
     ("SLA", "sla.index", {}, "sla.view"),
     ("Jobs", "jobs.index", {}, "jobs.view"),

@@ -75,6 +75,12 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "reports.schedule": frozenset({"admin", "as_manager"}),
     # The secret that signs events from the tenant's other CSMS (/admin/csms).
     "csms.manage": frozenset({"admin"}),
+    # Personal API tokens (/account/api-tokens): anyone signed in makes their own, since a token
+    # never does more than its user's role; admins revoke anyone's (/admin/api-tokens).
+    "api_tokens.own": ALL_ROLES,
+    "api_tokens.manage": frozenset({"admin"}),
+    # Outbound webhooks (/admin/webhooks): endpoints, their secrets, test events, delivery log.
+    "webhooks.manage": frozenset({"admin"}),
 }
 
 

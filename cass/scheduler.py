@@ -84,9 +84,12 @@ def _jobs(app: Flask) -> dict[str, tuple[Callable[[], Any], dict[str, Any]]]:
     from cass.services.report_exports import run_due as run_exports
     from cass.services.reports.snapshots import refresh as refresh_snapshots
     from cass.services.sla_sweep import sweep
+    from cass.services.webhooks import apply_retention as webhook_retention
+    from cass.services.webhooks import deliver_due as deliver_webhooks
     from cass.services.workflow import check_offline
 
     keep_days = app.config["CASS_OCPP_LOG_RETENTION_DAYS"]
+    webhook_days = app.config["CASS_WEBHOOK_RETENTION_DAYS"]
     return {
         "sla_sweep": (
             sweep,
@@ -114,6 +117,15 @@ def _jobs(app: Flask) -> dict[str, tuple[Callable[[], Any], dict[str, Any]]]:
         "report_export_retention": (export_retention, {"trigger": "interval", "hours": 1}),
         # Each tenant's finished days, an hour after its midnight, and the days made stale.
         "report_snapshots": (refresh_snapshots, {"trigger": "interval", "hours": 1}),
+        # Outbound webhooks queued by the triggers of migration 0021, and their log's retention.
+        "deliver_webhooks": (
+            deliver_webhooks,
+            {"trigger": "interval", "seconds": app.config["CASS_WEBHOOK_SECONDS"]},
+        ),
+        "webhook_retention": (
+            lambda: webhook_retention(webhook_days),
+            {"trigger": "interval", "hours": 1},
+        ),
     }
 
 

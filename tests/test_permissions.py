@@ -20,9 +20,19 @@ FIELD_ROLES = BY_NAME["hold"].roles
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 # The CSMS API authenticates by signature: no session counts (unsigned: 401).
 SIGNED = "signature"
+# Open to everyone, signed in or not.
+PUBLIC = "public"
 # The new CSMS secret is shown in the answer itself, once (no redirect), and so
 # is a new calendar feed's URL (/account/calendar).
 SHOWN_ONCE = {("POST", "/admin/csms/secret"): 200, ("POST", "/account/calendar"): 200}
+# A new API token too (/account/api-tokens).
+SHOWN_ONCE[("POST", "/account/api-tokens")] = 200
+# A new webhook endpoint's secret, and a rotated one, are shown in the answer once too.
+SHOWN_ONCE |= {
+    ("POST", "/admin/webhooks/new"): 200,
+    ("POST", "/admin/webhooks/{webhook}/secret"): 200,
+}
+WEBHOOK_FORM = {"url": "https://hooks.example.com/matrix", "events": "ticket.created"}
 CSV = b"ocpp_id,site,key\nMATRIX-CP-1,Matrix Site,matrix-key-0123456\n"
 
 RULE_FORM = {
@@ -298,6 +308,10 @@ ROUTES = [
     ("POST", "/admin/csms/secret", "csms.manage", False, {}),
     ("POST", "/admin/csms/secret/delete", "csms.manage", False, {}),
     ("POST", "/api/v1/csms/events", SIGNED, False, {}),
+    # The JSON API's document and reference are public; its calls answer to bearer tokens
+    # alone, and have their own matrix (tests/test_api_permissions.py).
+    ("GET", "/api/v1/openapi.json", PUBLIC, False, None),
+    ("GET", "/api/v1/docs", PUBLIC, False, None),
     # SLA admin. {calendar} is a fresh calendar of the demo tenant, named by no policy.
     ("GET", "/admin/sla", "sla.view", False, None),
     ("GET", "/admin/sla/preview", "sla.view", False, None),
@@ -366,6 +380,25 @@ ROUTES = [
     ("GET", "/account/calendar", "visits.feed", False, None),
     ("POST", "/account/calendar", "visits.feed", False, {}),
     ("POST", "/account/calendar/revoke", "visits.feed", False, {}),
+    # API tokens; {api_token} is a live token of the signed-in user (the agent's for anonymous
+    # and the other tenant).
+    ("GET", "/account/api-tokens", "api_tokens.own", False, None),
+    ("POST", "/account/api-tokens", "api_tokens.own", False, {"name": "Matrix", "scope": "read"}),
+    ("POST", "/account/api-tokens/{api_token}/revoke", "api_tokens.own", True, {}),
+    ("GET", "/admin/api-tokens", "api_tokens.manage", False, None),
+    ("POST", "/admin/api-tokens/{api_token}/revoke", "api_tokens.manage", True, {}),
+    # Outbound webhooks; {webhook} is a demo endpoint, {delivery} a failed delivery to it.
+    ("GET", "/admin/webhooks", "webhooks.manage", False, None),
+    ("GET", "/admin/webhooks/new", "webhooks.manage", False, None),
+    ("POST", "/admin/webhooks/new", "webhooks.manage", False, WEBHOOK_FORM),
+    ("GET", "/admin/webhooks/{webhook}", "webhooks.manage", True, None),
+    ("GET", "/admin/webhooks/{webhook}/edit", "webhooks.manage", True, None),
+    ("POST", "/admin/webhooks/{webhook}/edit", "webhooks.manage", True, WEBHOOK_FORM),
+    ("POST", "/admin/webhooks/{webhook}/secret", "webhooks.manage", True, {}),
+    ("POST", "/admin/webhooks/{webhook}/active", "webhooks.manage", True, {"active": "off"}),
+    ("POST", "/admin/webhooks/{webhook}/delete", "webhooks.manage", True, {}),
+    ("POST", "/admin/webhooks/{webhook}/test", "webhooks.manage", True, {}),
+    ("POST", "/admin/webhooks/deliveries/{delivery}/redeliver", "webhooks.manage", True, {}),
 ]
 
 
@@ -376,6 +409,8 @@ def expected(actor: str, method: str, path: str, action: str | None, is_object: 
     """Return the status code the matrix demands."""
     if action == SIGNED:
         return 401
+    if action == PUBLIC:
+        return 200
     ok = SHOWN_ONCE.get((method, path), 303 if method == "POST" else 200)
     if action is None:  # the sign-in page
         if actor == "anonymous":
@@ -542,6 +577,19 @@ def visit_fixture(app, demo) -> int:
         return visit.id
 
 
+def api_token_fixture(app, demo, actor) -> int:
+    """Give the actor (the demo agent for anonymous and the other tenant) a live API token;
+    return its id."""
+    from cass.models import ApiToken, User
+    from cass.services import api_tokens
+    from cass.tenancy import tenant_context
+
+    owner = ACTORS[actor] if actor not in ("anonymous", "other_tenant_admin") else None
+    with app.app_context(), tenant_context(demo["demo"]):
+        api_tokens.create(db.session.get(User, demo[owner or "agent@demo.test"]), "Matrix", "read")
+        return db.session.scalar(select(ApiToken.id).order_by(ApiToken.id.desc()).limit(1))
+
+
 def report_fixture(app, demo) -> dict[str, int]:
     """Give the demo manager a daily schedule and a written file of it; return their ids."""
     from datetime import UTC, datetime, time, timedelta
@@ -580,6 +628,27 @@ def report_fixture(app, demo) -> dict[str, int]:
         return {"schedule": schedule.id, "export": export.id}
 
 
+def webhook_fixture(app, demo) -> dict[str, int]:
+    """Give the demo tenant an endpoint with one failed delivery; return their ids."""
+    from sqlalchemy import update
+
+    from cass.models import User, WebhookDelivery
+    from cass.services import webhooks
+    from cass.tenancy import tenant_context
+
+    with app.app_context(), tenant_context(demo["demo"]):
+        admin = db.session.get(User, demo["admin@demo.test"])
+        endpoint, _ = webhooks.create_endpoint(
+            admin, "https://hooks.example.com/m", "", ["sla.warning"]
+        )
+        delivery = webhooks.send_test(admin, endpoint)
+        db.session.execute(
+            update(WebhookDelivery).where(WebhookDelivery.id == delivery.id).values(status="failed")
+        )
+        db.session.commit()
+        return {"webhook": endpoint.id, "delivery": delivery.id}
+
+
 @pytest.mark.parametrize(("actor", "method", "path", "action", "is_object", "data"), CASES)
 def test_access_matrix(app, demo, actor, method, path, action, is_object, data):
     client = app.test_client()
@@ -593,6 +662,7 @@ def test_access_matrix(app, demo, actor, method, path, action, is_object, data):
     charger = charger_fixture(app, demo) if "{charger}" in path else ("", 0)
     sla_ids = sla_fixture(app, demo) if "/admin/sla/" in path else {}
     report_ids = report_fixture(app, demo) if "{schedule}" in path or "{export}" in path else {}
+    hooks = webhook_fixture(app, demo) if "{webhook}" in path or "{delivery}" in path else {}
     url = (
         path.replace("<name>", "hold")
         .replace("<action>", "Reset")
@@ -601,6 +671,7 @@ def test_access_matrix(app, demo, actor, method, path, action, is_object, data):
             vendor=demo["vendor:Demo Field Services"],
             ticket="DEMO-1",
             visit=visit_fixture(app, demo) if "{visit}" in path else "",
+            api_token=api_token_fixture(app, demo, actor) if "{api_token}" in path else "",
             attachment=ticket["attachment"],
             view=saved_view_fixture(app, demo, actor) if "{view}" in path else "",
             rule=rule_fixture(app, demo) if "{rule}" in path else "",
@@ -615,6 +686,8 @@ def test_access_matrix(app, demo, actor, method, path, action, is_object, data):
             schedule=report_ids.get("schedule"),
             export=report_ids.get("export"),
             report="sla",
+            webhook=hooks.get("webhook"),
+            delivery=hooks.get("delivery"),
         )
     )
     if method == "GET":
@@ -676,14 +749,21 @@ def test_every_route_is_in_the_matrix(app):
             .replace("{schedule}", "<int:schedule_id>")
             .replace("{export}", "<int:export_id>")
             .replace("{visit}", "<int:visit_id>")
-            .replace("{report}", "<slug>"),
+            .replace("{api_token}", "<int:token_id>")
+            .replace("{report}", "<slug>")
+            .replace("{webhook}", "<int:endpoint_id>")
+            .replace("{delivery}", "<int:delivery_id>"),
         )
         for m, p, *_ in ROUTES
     }
+    # The JSON API's blueprints (flask-smorest's): tests/test_api_permissions.py covers them.
+    bearer = set(app.extensions["flask-smorest"]["blp_name_to_api"])
     routes = {
         (method, rule.rule)
         for rule in app.url_map.iter_rules()
-        if rule.endpoint != "static" and not rule.endpoint.startswith("health.")
+        if rule.endpoint != "static"
+        and not rule.endpoint.startswith("health.")
+        and rule.endpoint.partition(".")[0] not in bearer
         for method in rule.methods - {"HEAD", "OPTIONS"}
     }
     assert routes == covered

@@ -48,7 +48,9 @@ from cass.models import (
     WorkflowRule,
     Worklog,
 )
+from cass.models.api_tokens import ApiToken
 from cass.models.calendar_feeds import CalendarFeed
+from cass.models.webhooks import WebhookDelivery, WebhookEndpoint
 from cass.tenancy import bind_tenant, scoped, system_context, tenant_context
 
 # Every tenant table, with one way to make a row of it for a given tenant (ids from `demo`).
@@ -93,6 +95,9 @@ TENANT_MODELS = [
     ReportSnapshotDirty,
     Visit,
     CalendarFeed,
+    ApiToken,
+    WebhookEndpoint,
+    WebhookDelivery,
 ]
 # Rows of the bridge's tables for a tenant's charger (:t tenant, :c charger), as the bridge writes.
 BRIDGE_ROWS = [
@@ -141,6 +146,13 @@ BRIDGE_ROWS = [
     "INSERT INTO calendar_feed (tenant_id, user_id, token_hash) "
     "SELECT :t, id, encode(sha256(('feed-' || id)::bytea), 'hex') FROM app_user "
     "WHERE tenant_id = :t LIMIT 1",
+    "INSERT INTO api_token (tenant_id, user_id, name, scope, prefix, token_hash) "
+    "SELECT :t, id, 'tenancy', 'read', 'cass_tenancy', "
+    "encode(sha256(('api-' || id)::bytea), 'hex') FROM app_user WHERE tenant_id = :t LIMIT 1",
+    "INSERT INTO webhook_endpoint (tenant_id, url, secret, events) "
+    "VALUES (:t, 'https://hooks.example/x', 's', ARRAY['sla.warning'])",
+    "INSERT INTO webhook_delivery (tenant_id, endpoint_id, event_type, payload) "
+    "SELECT :t, id, 'ping', '{}' FROM webhook_endpoint WHERE tenant_id = :t",
 ]
 
 

@@ -34,6 +34,7 @@ from cass.models.tickets import Attachment, AuditLog, SavedView, Ticket, TicketE
 from cass.models.users import ROLES, LoginAttempt, User
 from cass.models.vendors import Vendor
 from cass.models.visits import VISIT_STATUSES, Visit
+from cass.models.webhooks import WEBHOOK_EVENTS, WebhookDelivery, WebhookEndpoint
 from cass.models.workflow import RULE_EVENTS, RuleRun, WorkflowRule
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "RULE_EVENTS",
     "TOKEN_SCOPES",
     "VISIT_STATUSES",
+    "WEBHOOK_EVENTS",
     "ApiToken",
     "Attachment",
     "AuditLog",
@@ -84,6 +86,8 @@ __all__ = [
     "User",
     "Vendor",
     "Visit",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "WorkflowRule",
     "Worklog",
 ]

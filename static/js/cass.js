@@ -55,3 +55,21 @@ document.addEventListener("htmx:beforeRequest", (event) => {
   if (elt.id === "ticket-list" && (!trigger || trigger.type !== "tickets-changed")
       && elt.querySelector("input[name=ticket]:checked")) event.preventDefault();
 });
+
+// Copy buttons: <button data-copy="#field"> copies the field's value (a secret shown once), and
+// shows the element marked data-copied-for="#field", if any.
+document.addEventListener("click", async (event) => {
+  const button = event.target.closest("[data-copy]");
+  if (!button) return;
+  const field = document.querySelector(button.dataset.copy);
+  if (!field) return;
+  try {
+    await navigator.clipboard.writeText(field.value);
+  } catch {
+    // No Clipboard API (a page not served over HTTPS or from localhost): copy the selection.
+    field.select();
+    document.execCommand("copy");
+  }
+  const note = document.querySelector(`[data-copied-for="${button.dataset.copy}"]`);
+  if (note) note.hidden = false;
+});
