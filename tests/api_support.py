@@ -25,3 +25,20 @@ def make_token(app: Flask, email: str, scope: str = "write", name: str = "test")
 def bearer(token: str) -> dict[str, str]:
     """Return the Authorization header of a token."""
     return {"Authorization": f"Bearer {token}"}
+
+
+def all_pages(client, path: str, token: str, **params: object) -> list[dict]:
+    """Follow an API list's next_after to the end; return every item, checking each page's
+    shape on the way."""
+    items: list[dict] = []
+    after = None
+    while True:
+        extra = {"after": after} if after else {}
+        answer = client.get(path, headers=bearer(token), query_string={**params, **extra})
+        assert answer.status_code == 200, answer.get_json()
+        page = answer.get_json()
+        assert set(page) == {"items", "next_after"}
+        items += page["items"]
+        after = page["next_after"]
+        if after is None:
+            return items

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.api_support import bearer, make_token
+from tests.api_support import all_pages, bearer, make_token
 from tests.conftest import as_user
 from tests.ocpp_support import query
 from tests.test_sessions_page import BASE, add_session, rows_of
@@ -57,20 +57,7 @@ def sessions(database_url, demo):
 
 def api_ids(client, token: str, **params: str) -> list[int]:
     """Return the ids of every page of the API list, following next_after to the end."""
-    found: list[int] = []
-    after = None
-    while True:
-        extra = {"after": after} if after else {}
-        response = client.get(
-            "/api/v1/sessions", headers=bearer(token), query_string={**params, **extra}
-        )
-        assert response.status_code == 200, response.get_json()
-        body = response.get_json()
-        assert set(body) == {"items", "next_after"}
-        found += [row["id"] for row in body["items"]]
-        after = body["next_after"]
-        if after is None:
-            return found
+    return [row["id"] for row in all_pages(client, "/api/v1/sessions", token, **params)]
 
 
 def web_ids(client, **params: str) -> list[int]:

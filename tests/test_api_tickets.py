@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import re
+from urllib.parse import parse_qsl
 
 from sqlalchemy import func, select
 
@@ -14,7 +15,7 @@ from cass.models import Ticket, TicketEvent, Worklog
 from cass.services import tickets
 from cass.services.attachments import attach
 from cass.tenancy import system_context, tenant_context
-from tests.api_support import bearer, make_token
+from tests.api_support import all_pages, bearer, make_token
 from tests.conftest import as_user
 from tests.test_api import error_of
 
@@ -22,18 +23,10 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 KEY_RE = re.compile(r"\bDEMO-\d+\b")
 
 
-def all_pages(client, token, query: str = "") -> list[dict]:
-    """Follow next_after to the end; return every item."""
-    items, after = [], None
-    while True:
-        url = f"/api/v1/tickets?{query}" + (f"&after={after}" if after else "")
-        answer = client.get(url, headers=token)
-        assert answer.status_code == 200, answer.get_json()
-        page = answer.get_json()
-        items += page["items"]
-        after = page["next_after"]
-        if after is None:
-            return items
+def tickets_of(client, headers: dict[str, str], query: str = "") -> list[dict]:
+    """Every ticket of the API list for `query`, page after page."""
+    token = headers["Authorization"].removeprefix("Bearer ")
+    return all_pages(client, "/api/v1/tickets", token, **dict(parse_qsl(query)))
 
 
 def ticket_count(app, **where) -> int:
@@ -51,15 +44,15 @@ def test_the_list_is_the_web_list(app, demo, client):
         page = web.get(f"/tickets?{query}").get_data(as_text=True)
         shown = list(dict.fromkeys(KEY_RE.findall(page)))
         assert [item["key"] for item in first["items"]] == shown[: len(first["items"])], query
-    items = all_pages(client, token)
+    items = tickets_of(client, token)
     assert len(items) == len({i["id"] for i in items}) == ticket_count(app, tenant_id=demo["demo"])
     # Each filter narrows to what it says.
-    p1 = all_pages(client, token, "priority=P1")
+    p1 = tickets_of(client, token, "priority=P1")
     assert p1 and all(i["priority"] == "P1" for i in p1)
     assert len(p1) == ticket_count(app, tenant_id=demo["demo"], priority="P1")
-    open_ = all_pages(client, token, "status=open")
+    open_ = tickets_of(client, token, "status=open")
     assert {i["status"] for i in open_} <= {"new", "assigned", "in_progress", "on_hold", "reopened"}
-    charger = all_pages(client, token, "charger=DEMO-CP-0003")
+    charger = tickets_of(client, token, "charger=DEMO-CP-0003")
     assert charger and all(i["charger"] == "DEMO-CP-0003" for i in charger)
 
 
@@ -283,11 +276,11 @@ def test_a_vendor_sees_its_vendors_tickets_and_the_other_tenant_nothing(app, dem
                 Ticket.tenant_id == demo["demo"], Ticket.assignee_vendor_id.is_(None)
             )
         )
-    listed = all_pages(client, vendor)
+    listed = tickets_of(client, vendor)
     assert theirs and sorted(i["id"] for i in listed) == sorted(theirs)
     error_of(client.get(f"/api/v1/tickets/{other}", headers=vendor), 404, "E_NOT_FOUND")
-    assert all_pages(client, acme) == [] or all(
-        i["key"].startswith("ACME-") for i in all_pages(client, acme)
+    assert tickets_of(client, acme) == [] or all(
+        i["key"].startswith("ACME-") for i in tickets_of(client, acme)
     )
     for ref in (str(theirs[0]), "DEMO-1"):
         error_of(client.get(f"/api/v1/tickets/{ref}", headers=acme), 404, "E_NOT_FOUND")

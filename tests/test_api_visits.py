@@ -14,7 +14,7 @@ from cass.extensions import db
 from cass.models import Ticket, User, Visit
 from cass.services import visits
 from cass.tenancy import tenant_context
-from tests.api_support import bearer, make_token
+from tests.api_support import all_pages, bearer, make_token
 from tests.conftest import as_user
 from tests.ocpp_support import execute, query
 
@@ -76,20 +76,7 @@ def manager(app, demo) -> str:
 
 def api_ids(client, token: str, **params: str) -> list[int]:
     """Return the ids of every page of the API list, following next_after to the end."""
-    found: list[int] = []
-    after = None
-    while True:
-        extra = {"after": after} if after else {}
-        response = client.get(
-            "/api/v1/visits", headers=bearer(token), query_string={**params, **extra}
-        )
-        assert response.status_code == 200, response.get_json()
-        body = response.get_json()
-        assert set(body) == {"items", "next_after"}
-        found += [row["id"] for row in body["items"]]
-        after = body["next_after"]
-        if after is None:
-            return found
+    return [row["id"] for row in all_pages(client, "/api/v1/visits", token, **params)]
 
 
 def test_the_range_holds_the_weeks_visits_in_start_order(app, client, demo, planned, manager):
