@@ -23,6 +23,7 @@ from cass.admin.charger_forms import (
     ImportForm,
     RegistrationForm,
 )
+from cass.bounds import parse_id
 from cass.csv_download import csv_download
 from cass.models import Charger, Site, Vendor
 from cass.permissions import requires
@@ -54,7 +55,7 @@ def _filters(args: Any) -> service.ChargerFilters:
     """Read the list's filters from the query string (what is not understood is ignored)."""
     registration = args.get("registration") or None
     try:
-        site_id = int(args["site"]) if args.get("site") else None
+        site_id = parse_id(args["site"]) if args.get("site") else None
     except ValueError:
         site_id = None
     return service.ChargerFilters(

@@ -10,6 +10,7 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from cass.admin.forms import ConfirmForm, UserCreateForm, UserEditForm, VendorForm
+from cass.bounds import DAY_RANGE, parse_day, parse_id, parse_moment
 from cass.models import User, Vendor
 from cass.permissions import requires
 from cass.rendering import render, wants_fragment
@@ -224,15 +225,15 @@ def _audit_filters(args: Any) -> tuple[audit_service.AuditFilters, list[str]]:
         if not raw:
             return None
         try:
-            return date.fromisoformat(raw)
+            return parse_day(raw)
         except ValueError:
-            problems.append(f"“{raw}” is not a date (use YYYY-MM-DD).")
+            problems.append(f"“{raw[:20]}” is not a date (use YYYY-MM-DD, {DAY_RANGE}).")
             return None
 
     actor_id = None
     if args.get("actor"):
         try:
-            actor_id = int(args["actor"])
+            actor_id = parse_id(args["actor"])
         except ValueError:
             problems.append("Unknown user.")
     entity_id = None
@@ -258,7 +259,7 @@ def _cursor(args: Any) -> tuple[datetime, int] | None:
     raw = args.get("after", "")
     at, _, ident = raw.partition("|")
     try:
-        return datetime.fromisoformat(at), int(ident)
+        return parse_moment(at), parse_id(ident)
     except ValueError:
         return None
 

@@ -9,6 +9,7 @@ from flask import Blueprint, current_app, flash, redirect, request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from cass.bounds import DAY_RANGE, parse_day, parse_id, parse_moment
 from cass.models import RULE_EVENTS, WorkflowRule
 from cass.permissions import requires
 from cass.rendering import render, wants_fragment
@@ -135,15 +136,15 @@ def _run_filters(args: Any) -> tuple[rule_service.RunFilters, list[str]]:
         if not raw:
             return None
         try:
-            return date.fromisoformat(raw)
+            return parse_day(raw)
         except ValueError:
-            problems.append(f"“{raw[:20]}” is not a date (use YYYY-MM-DD).")
+            problems.append(f"“{raw[:20]}” is not a date (use YYYY-MM-DD, {DAY_RANGE}).")
             return None
 
     rule_id = None
     if args.get("rule"):
         try:
-            rule_id = int(args["rule"])
+            rule_id = parse_id(args["rule"])
         except ValueError:
             problems.append("Unknown rule.")
     matched = {"yes": True, "no": False}.get(args.get("matched", ""))
@@ -158,7 +159,7 @@ def _run_filters(args: Any) -> tuple[rule_service.RunFilters, list[str]]:
 def _cursor(args: Any) -> tuple[datetime, int] | None:
     at, _, ident = args.get("after", "").partition("|")
     try:
-        return datetime.fromisoformat(at), int(ident)
+        return parse_moment(at), parse_id(ident)
     except ValueError:
         return None
 

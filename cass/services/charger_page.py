@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -45,6 +45,7 @@ from sqlalchemy import (
     tuple_,
 )
 
+from cass.bounds import DAY_RANGE, parse_day, parse_moment
 from cass.extensions import db
 from cass.models import (
     Charger,
@@ -130,14 +131,14 @@ def _clean(value: Any) -> str:
 
 
 def _parse_minute(value: str) -> datetime | None:
-    """Read a datetime-local value (2026-11-28T14:30) or a date as UTC; None if unreadable."""
+    """Read a datetime-local value (2026-11-28T14:30) or a date as UTC; None if unreadable or
+    outside the bounds (the panel adds a minute to "to": 9999-12-31T23:59 would overflow)."""
     try:
         if len(value) == 10:
-            return datetime.combine(date.fromisoformat(value), time.min, tzinfo=UTC)
-        parsed = datetime.fromisoformat(value)
+            return datetime.combine(parse_day(value), time.min, tzinfo=UTC)
+        return parse_moment(value).astimezone(UTC)
     except ValueError:
         return None
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -214,7 +215,9 @@ def parse_page_query(args: Mapping[str, Any]) -> PageQuery:
         if one[key]:
             moment = _parse_minute(one[key][:40])
             if moment is None:
-                notices.append(f"Ignored “{one[key][:40]}”: use a time like 2026-11-28T14:30.")
+                notices.append(
+                    f"Ignored “{one[key][:40]}”: use a time like 2026-11-28T14:30, {DAY_RANGE}."
+                )
             else:
                 kept[key] = moment
     for key in ("tl_after", "tl_through", "msg_after", "ss_after", "ss_through"):

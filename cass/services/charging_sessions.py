@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Select, select, tuple_
 
+from cass.bounds import DAY_RANGE, parse_day, parse_id, parse_moment
 from cass.csv_download import csv_cell, tenant_zone
 from cass.extensions import db
 from cass.models import Charger, ChargingSession, Site, Tariff
@@ -71,15 +72,17 @@ def parse_query(args: Mapping[str, str]) -> SessionQuery:
         if not raw:
             return None
         try:
-            return date.fromisoformat(raw)
+            return parse_day(raw)
         except ValueError:
-            problems.append(f"“{raw[:20]}” is not a date for “{label}” (use YYYY-MM-DD).")
+            problems.append(
+                f"“{raw[:20]}” is not a date for “{label}” (use YYYY-MM-DD, {DAY_RANGE})."
+            )
             return None
 
     site = None
     if args.get("site"):
         try:
-            site = int(args["site"])
+            site = parse_id(args["site"])
         except ValueError:
             problems.append("Unknown site.")
     state = args.get("state", "")
@@ -90,11 +93,9 @@ def parse_query(args: Mapping[str, str]) -> SessionQuery:
     if args.get("after"):
         at, _, ident = args["after"].partition("|")
         try:
-            after = (datetime.fromisoformat(at), int(ident))
+            after = (parse_moment(at), parse_id(ident))
         except ValueError:
             problems.append("This “Load more” link is broken; the list starts from the top.")
-    if after and after[0].tzinfo is None:
-        after = (after[0].replace(tzinfo=UTC), after[1])
     since, until = as_date("since", "From"), as_date("until", "To")
     if since and until and until < since:
         problems.append("“To” is before “From”.")

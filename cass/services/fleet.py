@@ -66,6 +66,8 @@ def search_condition(query: str) -> ColumnElement[bool]:
 
 def search_chargers(query: str, limit: int = SEARCH_LIMIT) -> list[tuple[Charger, Site]]:
     """Find chargers by OCPP id, serial, asset tag, site name or address (case-insensitive)."""
+    # NUL cannot be sent to Postgres in text; it is never meaningful in a search.
+    query = query.replace("\x00", "")
     stmt = scoped(Charger).join(Site, Site.id == Charger.site_id).add_columns(Site)
     if query.strip():
         stmt = stmt.where(search_condition(query))

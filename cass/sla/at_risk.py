@@ -9,6 +9,7 @@ from flask_login import current_user
 from markupsafe import Markup, escape
 from werkzeug.wrappers import Response
 
+from cass.bounds import parse_id, parse_moment
 from cass.models import CLOCKS
 from cass.permissions import requires
 from cass.rendering import render
@@ -32,7 +33,7 @@ def _after() -> tuple[datetime, int] | None:
     """Read the keyset of "load more": the last row's due time and clock id."""
     due, _, ident = (request.args.get("after") or "").partition("|")
     try:
-        return datetime.fromisoformat(due), int(ident)
+        return parse_moment(due), parse_id(ident)
     except ValueError:
         return None
 

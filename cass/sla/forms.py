@@ -141,7 +141,7 @@ class PreviewForm(FlaskForm):
         csrf = False
 
     priority = SelectField("Priority", choices=list(PRIORITIES.items()), default="P2")
-    site_id = SelectField(
-        "Site", coerce=optional_int, validate_choice=False, validators=[Optional()]
-    )
+    # One of the tenant's sites: an id that is not (one above the bigint range, say) is a form
+    # error, not a select Postgres refuses.
+    site_id = SelectField("Site", coerce=optional_int, validators=[Optional()])
     category = SelectField("Category", choices=list(CATEGORIES.items()), default="hardware")

@@ -56,15 +56,17 @@ def _preview_context() -> dict[str, Any]:
 
 
 def _overview(fragment: str | None) -> Response:
+    preview = _preview_context()
     return render(
         "sla/index.html",
         fragment,
+        422 if preview["preview_form"].errors else 200,
         calendars=sla_admin.calendars(),
         usage=sla_admin.calendar_usage(),
         policies=sla_admin.policies(),
         clocks=CLOCKS,
         sites=dict(site_choices()),
-        **_preview_context(),
+        **preview,
     )
 
 
@@ -355,8 +357,15 @@ def delete_policy(policy_id: int) -> Response:
 def job_runs() -> Response:
     """List the scheduler's latest job runs: when, how long, rows touched, errors."""
     job = request.args.get("job") or None
+    names = db.session.scalars(select(JobRun.job).distinct().order_by(JobRun.job)).all()
+    notice = None
+    # Only a job that has run can be picked; anything else (NUL included, which Postgres cannot
+    # compare) is ignored.
+    if job is not None and job not in names:
+        notice = f"Ignored job “{job[:40].replace(chr(0), '')}”: no such job has run."
+        job = None
     query = select(JobRun).order_by(JobRun.started_at.desc()).limit(200)
     if job:
         query = query.where(JobRun.job == job)
-    names = db.session.scalars(select(JobRun.job).distinct().order_by(JobRun.job)).all()
-    return render("sla/jobs.html", None, runs=db.session.scalars(query).all(), names=names, job=job)
+    runs = db.session.scalars(query).all()
+    return render("sla/jobs.html", None, runs=runs, names=names, job=job, notice=notice)

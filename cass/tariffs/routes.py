@@ -10,6 +10,7 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from cass.admin.forms import ConfirmForm
+from cass.bounds import parse_id
 from cass.models import Site, Tariff
 from cass.permissions import can, requires
 from cass.rendering import render, wants_fragment
@@ -22,7 +23,7 @@ bp = Blueprint("tariffs", __name__, url_prefix="/admin/tariffs")
 
 def _site_filter() -> int | None:
     try:
-        return int(request.args["site"])
+        return parse_id(request.args["site"])
     except (KeyError, ValueError):
         return None
 

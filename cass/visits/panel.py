@@ -8,14 +8,15 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from flask_login import current_user
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, select
 
+from cass.bounds import DAY_RANGE, parse_day
 from cass.csv_download import tenant_zone
 from cass.extensions import db
 from cass.models import Charger, Site, Ticket, User, Vendor, Visit
 from cass.models.visits import VISIT_STATUSES
 from cass.permissions import can
-from cass.services import tickets
+from cass.services import tickets, visits
 from cass.tenancy import current_tenant_id
 from cass.visits.forms import VisitForm
 
@@ -72,6 +73,20 @@ def visible() -> Select[tuple[Visit]]:
     if current_user.role == "vendor":
         query = query.where(Visit.vendor_id == current_user.vendor_id)
     return query
+
+
+def overlapping(start: datetime, end: datetime) -> list[ColumnElement[bool]]:
+    """Return the conditions of the visits overlapping [start, end).
+
+    A visit lasts at most visits.LONGEST, so one overlapping the range starts after
+    `start - LONGEST`: that lower bound lets (tenant_id, starts_at) read only the range's
+    visits instead of every earlier one (migration 0022).
+    """
+    return [
+        Visit.starts_at < end,
+        Visit.ends_at > start,
+        Visit.starts_at > start - visits.LONGEST,
+    ]
 
 
 def may_work(visit: Visit) -> bool:
@@ -138,12 +153,17 @@ def ticket_panel(ticket: Ticket) -> dict[str, Any]:
     }
 
 
-def local_day(value: str | None) -> date:
-    """Return the date `value` names (YYYY-MM-DD), today in the tenant's zone if it names none."""
+def local_day(value: str | None) -> tuple[date, str | None]:
+    """Return the date `value` names (YYYY-MM-DD), or today in the tenant's zone and a notice
+    saying why `value` was ignored (none when it was empty)."""
+    value = (value or "").strip()
     try:
-        return date.fromisoformat(value or "")
+        return parse_day(value), None
     except ValueError:
-        return datetime.now(tenant_zone()).date()
+        today = datetime.now(tenant_zone()).date()
+        if not value:
+            return today, None
+        return today, f"Ignored “{value[:40]}”: use a day like 2026-11-28, {DAY_RANGE}."
 
 
 def day_bounds(first: date, days: int) -> tuple[datetime, datetime]:

@@ -101,14 +101,14 @@ def move(visit_id: int) -> Response:
 @requires("visits.view")
 def day() -> Response:
     """Show the signed-in engineer's (or vendor's) visits of a day, with directions."""
-    when = panel.local_day(request.args.get("date"))
+    when, notice = panel.local_day(request.args.get("date"))
     start, end = panel.day_bounds(when, 1)
     mine = (
         Visit.vendor_id == current_user.vendor_id
         if current_user.role == "vendor"
         else Visit.engineer_id == current_user.id
     )
-    query = panel.visible().where(mine, Visit.starts_at < end, Visit.ends_at > start)
+    query = panel.visible().where(mine, *panel.overlapping(start, end))
     return render(
         "visits/day.html",
         rows=panel.rows(query),
@@ -116,6 +116,7 @@ def day() -> Response:
         previous=when - timedelta(days=1),
         following=when + timedelta(days=1),
         step_form=StatusForm(formdata=None),
+        notice=notice,
     )
 
 
@@ -176,13 +177,13 @@ def _panel(ticket: Any, key: str, **extra: Any) -> dict[str, Any]:
 
 def _week(start: str | None, **extra: Any) -> dict[str, Any]:
     """Return the week grid from the Monday of `start`'s week: engineers by day, and vendors."""
-    first = panel.local_day(start)
+    first, notice = panel.local_day(start)
     first -= timedelta(days=first.weekday())
     since, until = panel.day_bounds(first, 7)
     engineers = tickets.workers()
     days = [first + timedelta(days=n) for n in range(7)]
     cells: dict[tuple[Any, date], list[panel.VisitRow]] = {}
-    query = panel.visible().where(Visit.starts_at < until, Visit.ends_at > since)
+    query = panel.visible().where(*panel.overlapping(since, until))
     for row in panel.rows(query):
         who = row.visit.engineer_id if row.visit.engineer_id is not None else "vendors"
         cells.setdefault((who, row.starts.date()), []).append(row)
@@ -197,5 +198,6 @@ def _week(start: str | None, **extra: Any) -> dict[str, Any]:
         "moved": None,
         "move_problem": None,
         "tz": tenant_zone(),
+        "notice": notice,
         **extra,
     }

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, text
 
 from cass import csv_download
+from cass.bounds import DAY_RANGE, FIRST_DAY, LAST_DAY, parse_id
 from cass.csv_download import csv_cell
 from cass.extensions import db
 from cass.lifecycle import STATUS_LABELS
@@ -162,7 +163,7 @@ def parse_filters(report: Report, args: Mapping[str, Any], zone: str) -> Filters
     end = _date(args, "end", errors) or today_in(zone)
     # `days=N` is "the last N days up to the end": a range that moves, for scheduled exports.
     days = _one(args, "days")
-    if days and not (days.isdigit() and 1 <= int(days) <= MAX_DAYS):
+    if days and not (days.isascii() and days.isdigit() and 1 <= int(days) <= MAX_DAYS):
         errors["days"] = f"Give a number of days from 1 to {MAX_DAYS}."
     span = int(days) if days and "days" not in errors else DEFAULT_DAYS
     start = _date(args, "start", errors) or end - timedelta(days=span - 1)
@@ -183,10 +184,11 @@ def parse_filters(report: Report, args: Mapping[str, Any], zone: str) -> Filters
             if raw not in (PRIORITIES if name == "priority" else CATEGORIES):
                 errors[name] = "Pick one of the values offered."
             values[name] = raw
-        elif raw.isdigit() and len(raw) < 19:
-            values[name] = int(raw)
         else:
-            errors[name] = "Pick one of the values offered."
+            try:
+                values[name] = parse_id(raw)
+            except ValueError:
+                errors[name] = "Pick one of the values offered."
     if errors:
         raise BadFilters(errors)
     return Filters(start=start, end=end, zone=zone, by=by, **values)
@@ -202,10 +204,16 @@ def _date(args: Mapping[str, Any], key: str, errors: dict[str, str]) -> date | N
     if not raw:
         return None
     try:
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
         errors[key] = "Use a date like 2026-11-28."
         return None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        # A day at the calendar's ends overflows when the range is worked out (a day after the
+        # end, 30 days before it).
+        errors[key] = f"Give a day {DAY_RANGE}."
+        return None
+    return day
 
 
 def run(slug: str, args: Mapping[str, Any]) -> tuple[Report, Filters, Table]:
