@@ -63,6 +63,9 @@ class Visit(TenantOwned, db.Model):
             where=text(f"engineer_id IS NOT NULL AND {HOLDS_TIME}"),
         ),
         Index("ix_visit_ticket", "ticket_id", "starts_at"),
+        # The tenant's visits by start, for no engineer or vendor in particular: the dispatcher's
+        # week, the API's list (migration 0022).
+        Index("ix_visit_tenant_starts", "tenant_id", "starts_at"),
         Index("ix_visit_engineer_starts", "tenant_id", "engineer_id", "starts_at"),
         Index("ix_visit_vendor_starts", "tenant_id", "vendor_id", "starts_at"),
     )
