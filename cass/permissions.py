@@ -50,6 +50,12 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # Vendors see only the chargers they service or have tickets on (cass.services.charger_list).
     "chargers.view": ALL_ROLES,
     "chargers.command": frozenset({"admin", "as_manager", "as_engineer"}),
+    # The OCPP message log as a file (CSV, JSON Lines) for a support case with a manufacturer.
+    # Not a list report (tickets.export), but evidence for a charger: besides managers and
+    # admins, the engineers and the vendors' people who work the charger and raise the case.
+    # They see the same frames on the charger page already; vendors only of the chargers they
+    # may see (404 otherwise), and no site-wide file (that needs sites.view too).
+    "messages.export": frozenset({"admin", "as_manager", "as_engineer", "vendor"}),
     # Sites (/sites): everyone on the desk reads addresses and contacts; admins change them.
     "sites.view": STAFF,
     "sites.manage": frozenset({"admin"}),
