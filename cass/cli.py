@@ -311,6 +311,88 @@ def bridge_command(ctx: click.Context) -> None:
     asyncio.run(serve_forever(config))
 
 
+@cli.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+def backup_command(file: Path) -> None:
+    """Back up the database and the stored files (file:// storage) into one FILE."""
+    import time
+
+    from cass.backup import BackupError, create_backup
+
+    started = time.monotonic()
+    try:
+        manifest = create_backup(current_app, file)
+    except BackupError as exc:
+        _fail(str(exc))
+    counts = manifest["counts"]
+    storage = manifest["storage"]
+    files = (
+        f"{counts['files']} files ({counts['file_bytes'] / 1048576:.1f} MB)"
+        if storage["files_included"]
+        else f"no files: {storage['kind']} storage is not included"
+    )
+    click.echo(
+        f"Backed up {counts.get('tenant', 0)} tenants, {counts.get('ticket', 0)} tickets, "
+        f"{counts.get('attachment', 0)} attachments and {files} to {file} "
+        f"({file.stat().st_size / 1048576:.1f} MB, {time.monotonic() - started:.1f} s)."
+    )
+
+
+@cli.command("restore")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--yes", is_flag=True, help="Replace a database that already holds data.")
+def restore_command(file: Path, yes: bool) -> None:
+    """Restore a backup FILE into the database (and its files into the storage)."""
+    from cass.backup import BackupError, restore_backup
+
+    try:
+        result = restore_backup(current_app, file, replace=yes)
+    except BackupError as exc:
+        _fail(str(exc))
+    counts = result.manifest["counts"]
+    click.echo(
+        f"Restored the backup of {result.manifest['created_at']}: {counts.get('tenant', 0)} "
+        f"tenants, {counts.get('ticket', 0)} tickets, {counts.get('attachment', 0)} "
+        f"attachments, {result.files} files."
+    )
+    if not result.manifest["storage"]["files_included"]:
+        click.echo("The backup holds no files (s3 storage): the bucket keeps them.")
+    if result.upgraded_from:
+        click.echo(f"Migrated from {', '.join(result.upgraded_from)} to the current schema.")
+
+
+def _add_db_reset() -> None:
+    """Add `reset` to Flask-Migrate's `db` group, beside upgrade, current, migrate…"""
+    from flask.cli import with_appcontext
+    from flask_migrate.cli import db as db_group
+
+    @db_group.command("reset")
+    @click.option("--yes", is_flag=True, help="Needed unless the database is the embedded one.")
+    @click.option("--no-demo", is_flag=True, help="Leave the database empty (no demo data).")
+    @with_appcontext
+    def db_reset(yes: bool, no_demo: bool) -> None:
+        """Drop everything in the database, migrate it afresh and seed the demo data."""
+        from cass.backup import is_embedded, reset_database
+
+        url = current_app.config["DATABASE_URL"]
+        if not yes and not is_embedded(url):
+            _fail("the database is not this folder's embedded one; give --yes to drop all its data")
+        reset_database(current_app)
+        if no_demo:
+            click.echo("Database reset: migrated, empty.")
+            return
+        password = demo_secret("CASS_DEMO_PASSWORD", "demo_password")
+        charger_key = demo_secret("CASS_DEMO_CHARGER_KEY", "demo_charger_key")
+        _seed_if_empty(password, charger_key)
+        click.echo(
+            f"Database reset: migrated, demo data seeded. Password: {password}  "
+            f"Charger key: {charger_key}"
+        )
+
+
+_add_db_reset()
+
+
 def main() -> None:
     """Entry point of the `cass` console script."""
     cli(prog_name="cass")
