@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, tzinfo
 
-# As cass/api/v1/inputs.py: days and instants outside these bounds are refused.
+# Days and instants outside these bounds are refused (by the JSON API's fields too).
 FIRST_DAY = date(2000, 1, 1)
 LAST_DAY = date(2999, 12, 31)
 FIRST_MOMENT = datetime(2000, 1, 1, tzinfo=UTC)

@@ -3,17 +3,15 @@ NUL characters, and days and instants within a range every service can compute w
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
 from typing import Any
 
 from marshmallow import ValidationError, fields, validate
 
-# Days and instants outside these bounds are refused: a service that adds a day to 9999-12-31,
-# or takes 30 days from 0001-01-05, would fail with an overflow (a 500) instead of a 422.
-FIRST_DAY = date(2000, 1, 1)
-LAST_DAY = date(2999, 12, 31)
-FIRST_MOMENT = datetime(2000, 1, 1, tzinfo=UTC)
-LAST_MOMENT = datetime(2999, 12, 31, tzinfo=UTC)
+from cass.bounds import FIRST_DAY, FIRST_MOMENT, LAST_DAY, LAST_MOMENT
+
+# Days and instants outside the bounds the web's filters keep too are refused: a service that
+# adds a day to 9999-12-31, or takes 30 days from 0001-01-05, would fail with an overflow (a
+# 500) instead of a 422.
 DAY_RANGE = validate.Range(
     min=FIRST_DAY, max=LAST_DAY, error=f"Give a day from {FIRST_DAY} to {LAST_DAY}."
 )

@@ -114,7 +114,7 @@ def list_visits(**args: Any) -> dict[str, Any]:
     until = args.get("until") or since + timedelta(days=DEFAULT_DAYS - 1)
     start, end = panel.day_bounds(since, (until - since).days + 1)
     # The range as the week view reads it: every visit overlapping it, a vendor's own only.
-    query = panel.visible().where(Visit.starts_at < end, Visit.ends_at > start)
+    query = panel.visible().where(*panel.overlapping(start, end))
     if args.get("engineer") is not None:
         query = query.where(Visit.engineer_id == args["engineer"])
     if args.get("vendor") is not None:
