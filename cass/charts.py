@@ -520,3 +520,64 @@ def _describe(
         f"{kind} of {names} for {len(labels)} labels, {span}. "
         f"Highest: {top} ({series[s_index].name}, {labels[i]})."
     )
+
+
+def heat_map(
+    title: str,
+    rows: Sequence[str],
+    columns: Sequence[str],
+    values: Sequence[Sequence[Number | None]],
+    *,
+    desc: str = "",
+    unit: str = "",
+    inline_colours: bool = False,
+) -> Markup:
+    """Render a grid of shaded cells (one row of values per row label; darker is more, an
+    empty cell is None) as an accessible inline SVG figure."""
+    grid = [[_number(v) for v in row] for row in values]
+    if len(grid) != len(rows) or any(len(row) != len(columns) for row in grid):
+        raise ValueError(f"values must be {len(rows)} rows of {len(columns)}")
+    flat = [v for row in grid for v in row if v is not None]
+    labels = [f"{r} {c}" for r in rows for c in columns]
+    series = [Series(title, [v for row in values for v in row])]
+    if not flat:
+        return _empty(title, desc, labels, series, inline_colours)
+    top = max(flat) or 1.0
+    left = max(len(r) for r in rows) * CHAR + 12
+    cell_w = (WIDTH - left - 8) / len(columns)
+    cell_h, head = 24.0, 8.0
+    body = ['<g class="series series-0">']
+    for i, (row, cells) in enumerate(zip(rows, grid, strict=True)):
+        y = head + i * cell_h
+        body.append(
+            f'<text class="label" x="{_n(left - 6)}" y="{_n(y + cell_h / 2 + 4)}" '
+            f'text-anchor="end">{_text(row)}</text>'
+        )
+        for j, (column, raw, value) in enumerate(zip(columns, values[i], cells, strict=True)):
+            if value is None:
+                continue  # no such cell in the data (an hour a DST day skipped): left blank
+            # A floor keeps a zero cell visible against the page, so zero differs from none.
+            shade = 0.06 + 0.94 * max(value, 0.0) / top
+            body.append(
+                f'<rect class="bar" x="{_n(left + j * cell_w)}" y="{_n(y)}" '
+                f'width="{_n(cell_w)}" height="{_n(cell_h)}" fill-opacity="{shade:.3f}">'
+                f"<title>{_tip(f'{row} {column}', title, raw, unit)}</title></rect>"
+            )
+    body.append("</g>")
+    bottom = head + len(rows) * cell_h
+    step = max(1, math.ceil(max(len(c) for c in columns) * CHAR / cell_w + 0.5))
+    for j in range(0, len(columns), step):
+        x = left + (j + 0.5) * cell_w
+        body.append(
+            f'<text class="tick-label" x="{_n(x)}" y="{_n(bottom + 16)}" '
+            f'text-anchor="middle">{_text(columns[j])}</text>'
+        )
+    if not desc:
+        value, i = max(
+            (v, n) for n, v in enumerate(v for row in grid for v in row) if v is not None
+        )
+        desc = (
+            f"Heat map of {title} by {len(rows)} rows and {len(columns)} columns. "
+            f"Highest: {_full(value)} {unit} ({labels[i]})."
+        )
+    return _figure("chart-heat", title, desc, labels, series, bottom + 24, body, inline_colours)

@@ -15,6 +15,7 @@ from cass.services.reports import (  # noqa: F401  (each registers its reports)
     sessions,
     sla,
     tickets,
+    utilization,
     workload,
 )
 from cass.services.reports.base import (
