@@ -201,6 +201,7 @@ ROUTES = [
     ("POST", "/sites/new", "sites.manage", False, {"name": "Matrix Site", "timezone": "UTC"}),
     ("GET", "/sites/{site_id}", "sites.view", True, None),
     ("GET", "/sites/{site_id}/edit", "sites.manage", True, None),
+    ("GET", "/sites/{site_id}/utilization", "sites.view", True, None),
     (
         "POST",
         "/sites/{site_id}/edit",
@@ -246,6 +247,7 @@ ROUTES = [
     # it), {command} a pending command on it.
     ("GET", "/chargers", "chargers.view", False, None),
     ("GET", "/chargers/{charger}", "chargers.view", True, None),
+    ("GET", "/chargers/{charger}/utilization", "chargers.view", True, None),
     ("GET", "/events/chargers", "chargers.view", False, None),
     ("GET", "/events/chargers/{charger}", "chargers.view", True, None),
     ("GET", "/chargers/{charger}/commands/<action>", "chargers.command", True, None),
@@ -257,6 +259,23 @@ ROUTES = [
         {"type": "Soft", "confirmed": "1"},
     ),
     ("POST", "/chargers/{charger}/commands/{command}/cancel", "chargers.command", True, {}),
+    # The message log as a file; a site's needs sites.view too (a site holds every vendor's).
+    ("GET", "/chargers/{charger}/messages.csv", "messages.export", True, None),
+    ("GET", "/chargers/{charger}/messages.jsonl", "messages.export", True, None),
+    (
+        "GET",
+        "/sites/{site_id}/messages.csv",
+        PERMISSIONS["messages.export"] & PERMISSIONS["sites.view"],
+        True,
+        None,
+    ),
+    (
+        "GET",
+        "/sites/{site_id}/messages.jsonl",
+        PERMISSIONS["messages.export"] & PERMISSIONS["sites.view"],
+        True,
+        None,
+    ),
     # Workflow rules; {rule} is the demo tenant's connector-fault rule.
     ("GET", "/admin/rules", "rules.view", False, None),
     ("GET", "/admin/rules/runs", "rules.view", False, None),

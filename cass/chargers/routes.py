@@ -10,14 +10,15 @@ from flask import abort, current_app, flash, redirect, request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response as BaseResponse
 
-from cass.chargers import live
+from cass.chargers import live, message_export
 from cass.chargers.blueprint import bp
 from cass.chargers.forms import FORMS, CancelCommandForm, CommandForm
 from cass.chargers.rows import charger_rows
 from cass.models import Charger, User
 from cass.permissions import PERMISSIONS, can, requires
 from cass.rendering import render, wants_fragment
-from cass.services import charger_list, charger_page
+from cass.reports.usage import utilization_panel
+from cass.services import charger_list, charger_page, message_log
 from cass.services.charger_commands import CommandError, protocol_of
 from cass.services.charger_list import ChargerPage
 from cass.services.charger_page import PageQuery, Panel
@@ -215,6 +216,34 @@ def detail(ocpp_id: str) -> BaseResponse:
         show_id_tags=current_user.role != "vendor",
         cancel_form=CancelCommandForm(formdata=None),
         **live_context(charger),
+    )
+
+
+@bp.get("/chargers/<ocpp_id>/messages.csv", defaults={"fmt": "csv"})
+@bp.get("/chargers/<ocpp_id>/messages.jsonl", defaults={"fmt": "jsonl"})
+@requires("messages.export")
+def messages_export(ocpp_id: str, fmt: str) -> BaseResponse:
+    """Download the charger's OCPP frames with the log's filters, oldest first (CSV or JSON
+    Lines, streamed); a filter that does not parse is a 422."""
+    charger = _charger_or_404(ocpp_id)
+    try:
+        flt = message_log.parse_export_filter(request.args)
+    except message_log.BadExport as bad:
+        return message_export.refuse(bad)
+    return message_export.download(charger, flt, charger.ocpp_id, fmt)
+
+
+@bp.get("/chargers/<ocpp_id>/utilization")
+@requires("chargers.view")
+def utilization(ocpp_id: str) -> BaseResponse:
+    """Show a charger's utilization per connector over a period (the page's panel for htmx)."""
+    charger = _charger_or_404(ocpp_id)
+    return utilization_panel(
+        url_for("chargers.utilization", ocpp_id=charger.ocpp_id),
+        charger.ocpp_id,
+        url_for("chargers.detail", ocpp_id=charger.ocpp_id),
+        "connector",
+        charger_ids=[charger.id],
     )
 
 

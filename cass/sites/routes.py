@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, url_for
+from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from cass.chargers import message_export
 from cass.models import Site
-from cass.permissions import requires
+from cass.permissions import can, requires
 from cass.rendering import render, wants_fragment
+from cass.reports.usage import utilization_panel
+from cass.services import message_log
 from cass.services import sites as site_service
+from cass.services.charger_page import MESSAGE_ACTIONS
 from cass.sites.forms import SiteForm
 from cass.tenancy import get_or_404
 
@@ -76,7 +80,31 @@ def site(site_id: int) -> Response:
     if wants_fragment():
         return _row(site)
     chargers = site_service.site_chargers(site)
-    return render("sites/site.html", site=site, chargers=chargers, chargers_count=len(chargers))
+    return render(
+        "sites/site.html",
+        site=site,
+        chargers=chargers,
+        chargers_count=len(chargers),
+        message_actions=MESSAGE_ACTIONS,
+        site_max_days=message_log.SITE_MAX_DAYS,
+    )
+
+
+@bp.get("/<int:site_id>/messages.csv", defaults={"fmt": "csv"})
+@bp.get("/<int:site_id>/messages.jsonl", defaults={"fmt": "jsonl"})
+@requires("messages.export")
+def messages_export(site_id: int, fmt: str) -> Response:
+    """Download the OCPP frames of every charger of the site over a range of at most 31 days
+    (the last day without one), oldest first, as CSV or JSON Lines; bad filters are a 422."""
+    # A site holds chargers of every vendor: the site-wide file is for those who see sites.
+    if not can(current_user.role, "sites.view"):
+        abort(403)
+    site = get_or_404(Site, site_id)
+    try:
+        flt = message_log.parse_export_filter(request.args, site=True)
+    except message_log.BadExport as bad:
+        return message_export.refuse(bad)
+    return message_export.download(site, flt, site.name, fmt)
 
 
 @bp.route("/<int:site_id>/edit", methods=["GET", "POST"])
@@ -98,4 +126,18 @@ def edit(site_id: int) -> Response:
         form=form,
         site=site,
         timezones=site_service.timezones(),
+    )
+
+
+@bp.get("/<int:site_id>/utilization")
+@requires("sites.view")
+def utilization(site_id: int) -> Response:
+    """Show a site's utilization per charger over a period (the page's panel for htmx)."""
+    site = get_or_404(Site, site_id)
+    return utilization_panel(
+        url_for("sites.utilization", site_id=site.id),
+        site.name,
+        url_for("sites.site", site_id=site.id),
+        "charger",
+        site_id=site.id,
     )
