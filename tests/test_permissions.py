@@ -202,6 +202,7 @@ ROUTES = [
     ("GET", "/sites/{site_id}", "sites.view", True, None),
     ("GET", "/sites/{site_id}/edit", "sites.manage", True, None),
     ("GET", "/sites/{site_id}/utilization", "sites.view", True, None),
+    ("GET", "/sites/{site_id}/peak-load", "sites.view", True, None),
     (
         "POST",
         "/sites/{site_id}/edit",

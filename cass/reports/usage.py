@@ -14,10 +14,12 @@ from flask import request
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 
-from cass.charts import heat_map
+from cass.charts import Series, bar_chart, heat_map
 from cass.rendering import render
+from cass.services import peak_load as peak
 from cass.services import utilization as usage
 from cass.services.reports import BadFilters, base, parse_filters
+from cass.services.reports.peak_load import local
 from cass.services.reports.utilization import LABELS, SHARES, group_names
 
 PAGE = "usage/page.html"
@@ -65,5 +67,47 @@ def utilization_panel(url: str, name: str, back: str, level: str, **scope: Any) 
         shares=SHARES[:3],
         labels=LABELS,
         heat=heat(result, name),
+        **context,
+    )
+
+
+def energy_unit(f: base.Filters) -> str:
+    """Return the period the panel sums energy by: days up to two months, weeks up to a year,
+    then months (a chart of more bars than that reads as a smear)."""
+    days = (f.end - f.start).days + 1
+    return "day" if days <= 62 else "week" if days <= 366 else "month"
+
+
+def peak_load_panel(url: str, name: str, back: str, site_id: int) -> Response:
+    """Answer with the peak-load panel at `url` of the page `back` for site `site_id`."""
+    context: dict[str, Any] = {
+        "url": url,
+        "name": name,
+        "back": back,
+        "panel": "peak_load",
+        "site_id": site_id,
+    }
+    try:
+        f = period(request.args)
+    except BadFilters as bad:
+        return render(PAGE, "usage/_peak_load.html", 422, errors=bad.errors, **context)
+    unit = energy_unit(f)
+    result = peak.peak_load(site_id, f.start, f.end, f.zone, top=10, unit=unit)
+    chart = bar_chart(
+        f"Energy per {unit}, {name}",
+        [day.isoformat() for day, _ in result.energy],
+        [Series("Energy kWh", [round(kwh, 1) for _, kwh in result.energy])],
+        unit="kWh",
+    )
+    return render(
+        PAGE,
+        "usage/_peak_load.html",
+        errors={},
+        filters=f,
+        result=result,
+        peaks=[(local(p.start, f.zone), p.kw) for p in result.peaks],
+        unit=unit,
+        total_kwh=sum(kwh for _, kwh in result.energy),
+        chart=chart,
         **context,
     )

@@ -10,7 +10,7 @@ from cass.chargers import message_export
 from cass.models import Site
 from cass.permissions import can, requires
 from cass.rendering import render, wants_fragment
-from cass.reports.usage import utilization_panel
+from cass.reports.usage import peak_load_panel, utilization_panel
 from cass.services import message_log
 from cass.services import sites as site_service
 from cass.services.charger_page import MESSAGE_ACTIONS
@@ -140,4 +140,17 @@ def utilization(site_id: int) -> Response:
         url_for("sites.site", site_id=site.id),
         "charger",
         site_id=site.id,
+    )
+
+
+@bp.get("/<int:site_id>/peak-load")
+@requires("sites.view")
+def peak_load(site_id: int) -> Response:
+    """Show a site's peak load and energy over a period (the page's panel for htmx)."""
+    site = get_or_404(Site, site_id)
+    return peak_load_panel(
+        url_for("sites.peak_load", site_id=site.id),
+        site.name,
+        url_for("sites.site", site_id=site.id),
+        site.id,
     )

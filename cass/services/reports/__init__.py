@@ -11,6 +11,7 @@ order of the index page.
 
 from cass.services.reports import (  # noqa: F401  (each registers its reports)
     chargers,
+    peak_load,
     resolution,
     sessions,
     sla,
