@@ -8,7 +8,7 @@ from flask_login import current_user
 
 from cass.api.v1.auth import allowed, api_blueprint
 from cass.api.v1.charger_schemas import ChargerListArgs, ChargerPageSchema, ChargerSchema
-from cass.api.v1.errors import ApiError
+from cass.api.v1.errors import ApiError, bad_cursor
 from cass.models import Charger, User
 from cass.services import charger_list, charger_page
 from cass.services.charger_list import BadCursor, ChargerRow
@@ -69,9 +69,7 @@ def list_chargers(**args: Any) -> dict[str, Any]:
     try:
         page = charger_list.list_page(_actor(), query)
     except BadCursor as exc:
-        raise ApiError(
-            422, "E_BAD_CURSOR", "`after` is not a cursor this list handed out.", {}
-        ) from exc
+        raise bad_cursor() from exc
     return {"items": [_row(row) for row in page.rows], "next_after": page.next_after}
 
 

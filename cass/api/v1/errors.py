@@ -49,6 +49,11 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+def bad_cursor() -> ApiError:
+    """Return the error of an `after` that no list handed out (422)."""
+    return ApiError(422, "E_BAD_CURSOR", "`after` is not a cursor this list handed out.")
+
+
 def is_api_request() -> bool:
     """Return whether this request is for the JSON API (its errors are JSON too)."""
     return request.path.startswith(PREFIX)

@@ -6,7 +6,7 @@ from datetime import date
 from typing import Any
 
 from cass.api.v1.auth import allowed, api_blueprint
-from cass.api.v1.errors import ApiError
+from cass.api.v1.errors import ApiError, bad_cursor
 from cass.api.v1.schemas import MAX_ID
 from cass.api.v1.session_schemas import SessionListArgs, SessionPageSchema, SessionSchema
 from cass.services import charging_sessions
@@ -36,10 +36,6 @@ def present(row: SessionRow) -> dict[str, Any]:
     }
 
 
-def _bad_cursor() -> ApiError:
-    return ApiError(422, "E_BAD_CURSOR", "`after` is not a cursor this list handed out.", {})
-
-
 @bp.get("/sessions")
 @allowed("sessions.view")
 @bp.arguments(SessionListArgs, location="query", as_kwargs=True)
@@ -50,7 +46,7 @@ def list_sessions(**args: Any) -> dict[str, Any]:
     raw = {k: v.isoformat() if isinstance(v, date) else str(v) for k, v in args.items()}
     query = charging_sessions.parse_query(raw)
     if args.get("after") and (query.after is None or not 0 < query.after[1] <= MAX_ID):
-        raise _bad_cursor()
+        raise bad_cursor()
     if query.problems:
         raise ApiError(422, details={"problems": list(query.problems)})
     page = charging_sessions.list_sessions(query)

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from cass import lifecycle
 from cass.api.v1.auth import allowed, api_blueprint
-from cass.api.v1.errors import ApiError
+from cass.api.v1.errors import ApiError, bad_cursor
 from cass.api.v1.ticket_schemas import (
     AssignSchema,
     AttachmentSchema,
@@ -167,9 +167,7 @@ def list_tickets(**_: Any) -> dict[str, Any]:
     try:
         page = list_page(current_user, query)
     except BadCursor as exc:
-        raise ApiError(
-            422, "E_BAD_CURSOR", "`after` is not a cursor this list handed out.", {}
-        ) from exc
+        raise bad_cursor() from exc
     items = []
     for row in page.rows:
         item = {name: getattr(row, name) for name in ROW_FIELDS}

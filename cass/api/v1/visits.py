@@ -12,7 +12,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.exc import IntegrityError
 
 from cass.api.v1.auth import allowed, api_blueprint
-from cass.api.v1.errors import ApiError
+from cass.api.v1.errors import ApiError, bad_cursor
 from cass.api.v1.schemas import MAX_ID
 from cass.api.v1.tickets import _ticket
 from cass.api.v1.visit_schemas import (
@@ -100,7 +100,7 @@ def _cursor(raw: str) -> tuple[datetime, int]:
     except ValueError:
         moment, number = None, 0
     if moment is None or moment.tzinfo is None or not 0 < number <= MAX_ID:
-        raise ApiError(422, "E_BAD_CURSOR", "`after` is not a cursor this list handed out.", {})
+        raise bad_cursor()
     return moment, number
 
 
