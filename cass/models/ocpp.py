@@ -132,6 +132,18 @@ class MeterValue(TenantOwned, db.Model):
         _charger_fk("fk_meter_value_charger"),
         Index("ix_meter_value_charger_at", "charger_id", "at"),
         Index("ix_meter_value_transaction", "transaction_id"),
+        # Peak load (cass.services.peak_load): a site's samples as index-only range scans per
+        # charger; a fleet's rows lie one to a heap page (migration 0023).
+        Index(
+            "ix_meter_value_load",
+            "charger_id",
+            "at",
+            postgresql_include=["tenant_id", "connector_no", "measurand", "phase", "unit", "value"],
+            postgresql_where=text(
+                "measurand IN ('Power.Active.Import', 'Energy.Active.Import.Register') "
+                "AND value IS NOT NULL"
+            ),
+        ),
     )
 
     charger_id: Mapped[int] = mapped_column(BigInteger)
