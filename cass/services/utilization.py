@@ -69,8 +69,12 @@ WITH bounds AS (
     AND (CAST(:ids AS bigint[]) IS NULL OR c.id = ANY(:ids))
 ), changes AS (
   SELECT e.charger_id, e.connector_no, e.at, e.id, {code_e} AS code
-  FROM charger_event e JOIN chargers USING (charger_id) CROSS JOIN bounds b
-  WHERE e.at >= b.t0 AND e.at < b.t1 AND e.kind = 'status' AND e.connector_no > 0
+  FROM charger_event e JOIN chargers USING (charger_id)
+  -- The bounds as parameters (t0, t1 of `bounds`), not from the CTE: so they bound each
+  -- charger's index range scan instead of filtering its whole history.
+  WHERE e.at >= CAST(:since AS timestamptz)
+    AND e.at < least(CAST(:until AS timestamptz), now())
+    AND e.kind = 'status' AND e.connector_no > 0
 ), connectors AS (
   SELECT k.charger_id, k.connector_no FROM connector k JOIN chargers USING (charger_id)
   WHERE k.connector_no > 0
@@ -127,9 +131,12 @@ WITH bounds AS (
          count(s.energy_wh) AS n_wh,
          sum(extract(epoch FROM s.stopped_at - s.started_at)) AS dur_s,
          count(s.stopped_at) AS n_stopped
-  FROM charging_session s JOIN connectors k USING (charger_id, connector_no)
-  CROSS JOIN bounds b
-  WHERE s.started_at >= b.t0 AND s.started_at < b.t1
+  FROM chargers c JOIN charging_session s USING (charger_id)
+  JOIN connectors k USING (charger_id, connector_no)
+  -- Per charger and with the bounds as parameters: through the bounds CTE Postgres read the
+  -- tenant's sessions of the period (1.46 million in a year of the benchmark) for one site's.
+  WHERE s.started_at >= CAST(:since AS timestamptz)
+    AND s.started_at < least(CAST(:until AS timestamptz), now())
   GROUP BY s.charger_id, s.connector_no
 ), hours AS (
   -- Every local hour of the period, as [h, h + 1 hour) clipped to it.
