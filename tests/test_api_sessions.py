@@ -7,10 +7,14 @@ from datetime import timedelta
 
 import pytest
 
+from tests import test_sessions_page
 from tests.api_support import all_pages, bearer, make_token
 from tests.conftest import as_user
 from tests.ocpp_support import query
 from tests.test_sessions_page import BASE, add_session, rows_of
+
+# The page tests' sessions: the same rows back the web list and the API list compared here.
+sessions = test_sessions_page.sessions
 
 FIELDS = {
     "id",
@@ -38,21 +42,6 @@ def token(app, demo) -> str:
 @pytest.fixture
 def web(app, demo):
     return as_user(app, "agent@demo.test")
-
-
-@pytest.fixture
-def sessions(database_url, demo):
-    """A few sessions across chargers, tags, days and states, and one of the other tenant."""
-    return {
-        "closed": add_session(
-            database_url, "DEMO-CP-0001", BASE, 95, 12345, cost="5.1234", reason="EVDisconnected"
-        ),
-        "open": add_session(database_url, "DEMO-CP-0002", BASE + timedelta(days=1)),
-        "other_tag": add_session(
-            database_url, "DEMO-CP-0001", BASE + timedelta(days=2), 30, 2000, tag="=cmd|calc"
-        ),
-        "acme": add_session(database_url, "ACME-CP-0001", BASE, 10, 500, tag="ACME-TAG-0001"),
-    }
 
 
 def api_ids(client, token: str, **params: str) -> list[int]:
