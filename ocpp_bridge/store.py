@@ -119,6 +119,8 @@ class Store:
         )
         self.max_batch = max_batch
         self._log_rows: list[LogRow] = []
+        # Batches a writer has taken and not yet committed: close() waits for them too.
+        self._in_flight = 0
         self._messages = _Lane("writer", writers, log_rows=True)
         self._commands = _Lane("commands", 1, log_rows=False, autocommit=True)
         self.url = url
@@ -141,7 +143,7 @@ class Store:
         deadline = asyncio.get_running_loop().time() + 3
         lanes = (self._messages, self._commands)
         while (
-            self._log_rows or any(lane.jobs for lane in lanes)
+            self._log_rows or self._in_flight or any(lane.jobs for lane in lanes)
         ) and asyncio.get_running_loop().time() < deadline:
             for lane in lanes:
                 lane.wake.set()
@@ -214,10 +216,16 @@ class Store:
                 rows, self._log_rows = self._log_rows, []
             if lane.jobs:
                 lane.wake.set()  # more than one batch queued: let the other writer start
-            if len(jobs) == 1 and lane.autocommit and not rows:
-                await self._run_autocommit(lane, jobs)
-            elif jobs or rows:
-                await self._flush(jobs, rows)
+            # Taken off the queues, not yet written: without the count, close() would see
+            # nothing queued and cancel this write halfway, losing its rows.
+            self._in_flight += 1
+            try:
+                if len(jobs) == 1 and lane.autocommit and not rows:
+                    await self._run_autocommit(lane, jobs)
+                elif jobs or rows:
+                    await self._flush(jobs, rows)
+            finally:
+                self._in_flight -= 1
 
     async def _run_autocommit(
         self, lane: _Lane, jobs: list[tuple[Job, asyncio.Future[Any]]]

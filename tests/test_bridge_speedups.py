@@ -336,3 +336,33 @@ def test_row_jobs_are_copied_together_and_a_bad_one_fails_alone(database_url, de
         ]
         * 2
     )
+
+
+def test_closing_waits_for_a_batch_being_written(database_url, demo):
+    """A batch a writer has already taken (its log rows with it) is committed before close()
+    stops the writers: the last frames of a bridge going down are not lost. Before, close()
+    saw nothing queued and cancelled the write halfway."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from ocpp_bridge.store import Store
+    from tests.ocpp_support import query
+
+    charger = demo["DEMO-CP-0001"]
+
+    async def scenario() -> None:
+        store = Store(database_url)
+        await store.open()
+
+        async def slow(conn):
+            await conn.execute("SELECT pg_sleep(0.3)")
+
+        row = (datetime.now(UTC), demo["demo"], charger, "out", 3, "m-1", "Heartbeat", "{}")
+        store.log((*row, None, None))
+        pending = asyncio.ensure_future(store.run(slow))
+        await asyncio.sleep(0.05)  # the writer has taken the job and the row
+        await store.close()
+        assert pending.done() and pending.exception() is None
+
+    asyncio.run(scenario())
+    assert query(database_url, "SELECT message_id FROM ocpp_message") == [("m-1",)]
