@@ -57,7 +57,7 @@ def token(api_app) -> dict[str, str]:
 
 
 @schema.parametrize()
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_every_operation_keeps_to_the_document(case, api_app, token):
     """Generated calls, valid and not: no server error, and every answer as documented."""
     case.call_and_validate(headers=token, app=api_app)
