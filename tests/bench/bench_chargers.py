@@ -181,34 +181,15 @@ def seed(app: object, url: str, args: argparse.Namespace) -> None:
         "chatty": CHATTY,
     }
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SET session_replication_role = replica")
-        conn.execute("SET maintenance_work_mem = '1GB'")
-        conn.execute("SET max_parallel_maintenance_workers = 2")
+        # The day partitions first: their tables' indexes are built over them afterwards.
         conn.execute(PARTITIONS_SQL)
-        indexes = conn.execute(
-            """SELECT i.indexname, i.indexdef FROM pg_indexes i
-               JOIN pg_class x ON x.relname = i.indexname
-               WHERE i.schemaname = 'public' AND i.tablename = ANY(%s)
-                 AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.oid)""",
-            (list(BULK_TABLES),),
-        ).fetchall()
-        for name, _ in indexes:
-            conn.execute(f'DROP INDEX "{name}"')
-        for statement in SEED_SQL.split(";\n"):
-            if statement.strip():
-                started = time.monotonic()
-                conn.execute(statement, params)
-                what = re.search(r"(INSERT INTO|UPDATE) (\w+)", statement).group(0)  # type: ignore[union-attr]
-                log(f"  {what}: {time.monotonic() - started:.0f} s")
-        started = time.monotonic()
-        for _, definition in indexes:
-            # A partitioned table's index is listed "ON ONLY" it: built so, it would cover no
-            # partition.
-            conn.execute(definition.replace(" ON ONLY ", " ON "))
-        log(f"  {len(indexes)} indexes built: {time.monotonic() - started:.0f} s")
-        started = time.monotonic()
-        conn.execute("VACUUM ANALYZE")
-        log(f"  VACUUM ANALYZE: {time.monotonic() - started:.0f} s")
+        with benchkit.bulk_load(conn, BULK_TABLES):
+            for statement in SEED_SQL.split(";\n"):
+                if statement.strip():
+                    started = time.monotonic()
+                    conn.execute(statement, params)
+                    what = re.search(r"(INSERT INTO|UPDATE) (\w+)", statement).group(0)  # type: ignore[union-attr]
+                    log(f"  {what}: {time.monotonic() - started:.0f} s")
 
 
 class ServerClock:

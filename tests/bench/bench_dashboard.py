@@ -125,33 +125,17 @@ UPDATE tenant SET timezone = %(zone)s WHERE id = %(tenant)s
 
 def seed_history(url: str, events: int) -> None:
     """Add the clocks, charger events and fleet states to the seeded tickets."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SET session_replication_role = replica")
-        conn.execute("SET maintenance_work_mem = '1GB'")
-        tables = ["sla_clock", "charger_event"]
-        # Loaded without their secondary indexes, which are built once afterwards.
-        indexes = conn.execute(
-            """SELECT i.indexname, i.indexdef FROM pg_indexes i
-               JOIN pg_class x ON x.relname = i.indexname
-               WHERE i.schemaname = 'public' AND i.tablename = ANY(%s)
-                 AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.oid)""",
-            (tables,),
-        ).fetchall()
-        for name, _ in indexes:
-            conn.execute(f'DROP INDEX "{name}"')
+    # Loaded without their secondary indexes, which are built once afterwards.
+    with (
+        psycopg.connect(url, autocommit=True) as conn,
+        benchkit.bulk_load(conn, ("sla_clock", "charger_event")),
+    ):
         for what, sql in (("clocks", CLOCKS_SQL), ("charger events", EVENTS_SQL)):
             started = time.monotonic()
             conn.execute(sql, {"events": events})
             log(f"  {what}: {time.monotonic() - started:.0f} s")
         for statement in FLEET_SQL.split(";\n"):
             conn.execute(statement, {"zone": ZONE, "tenant": TENANT})
-        started = time.monotonic()
-        for _, definition in indexes:
-            conn.execute(definition)
-        log(f"  {len(indexes)} indexes built: {time.monotonic() - started:.0f} s")
-        started = time.monotonic()
-        conn.execute("VACUUM ANALYZE")
-        log(f"  VACUUM ANALYZE: {time.monotonic() - started:.0f} s")
 
 
 def main() -> None:

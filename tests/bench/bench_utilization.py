@@ -125,37 +125,19 @@ def seed(app: object, url: str, args: argparse.Namespace, t0: date, t1: date) ->
             "t1": datetime.combine(t1, datetime.min.time(), UTC),
             "quarters": (t1 - t0).days * 96,
         }
-        conn.execute("SET session_replication_role = replica")
-        conn.execute("SET maintenance_work_mem = '1GB'")
-        conn.execute("SET max_parallel_maintenance_workers = 2")
-        indexes = conn.execute(
-            """SELECT i.indexname, i.indexdef FROM pg_indexes i
-               JOIN pg_class x ON x.relname = i.indexname
-               WHERE i.schemaname = 'public' AND i.tablename = ANY(%s)
-                 AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.oid)""",
-            (list(BULK_TABLES),),
-        ).fetchall()
-        for name, _ in indexes:
-            conn.execute(f'DROP INDEX "{name}"')
-        for statement in SEED_SQL.split(";\n\n"):
-            body = "\n".join(
-                line for line in statement.splitlines() if not line.startswith("--")
-            ).strip()
-            if body:
-                started = time.monotonic()
-                done = conn.execute(body, params)
-                what = re.search(r"(INSERT INTO|UPDATE|CREATE TEMP TABLE) (\w+)", body)
-                log(
-                    f"  {what.group(0) if what else body[:30]}: {done.rowcount:,} rows, "
-                    f"{time.monotonic() - started:.0f} s"
-                )
-        started = time.monotonic()
-        for _, definition in indexes:
-            conn.execute(definition)
-        log(f"  {len(indexes)} indexes built: {time.monotonic() - started:.0f} s")
-        started = time.monotonic()
-        conn.execute("VACUUM ANALYZE")
-        log(f"  VACUUM ANALYZE: {time.monotonic() - started:.0f} s")
+        with benchkit.bulk_load(conn, BULK_TABLES):
+            for statement in SEED_SQL.split(";\n\n"):
+                body = "\n".join(
+                    line for line in statement.splitlines() if not line.startswith("--")
+                ).strip()
+                if body:
+                    started = time.monotonic()
+                    done = conn.execute(body, params)
+                    what = re.search(r"(INSERT INTO|UPDATE|CREATE TEMP TABLE) (\w+)", body)
+                    log(
+                        f"  {what.group(0) if what else body[:30]}: {done.rowcount:,} rows, "
+                        f"{time.monotonic() - started:.0f} s"
+                    )
 
 
 def main() -> None:

@@ -98,3 +98,36 @@ def scalar(url: str, sql: str, params: Any = None) -> Any:
     with psycopg.connect(url) as conn:
         row = conn.execute(sql, params).fetchone()
     return row[0] if row else None
+
+
+@contextmanager
+def bulk_load(conn: psycopg.Connection, tables: list[str] | tuple[str, ...]) -> Iterator[None]:
+    """Load `tables` in the block without their secondary indexes and triggers, then build the
+    indexes once and VACUUM ANALYZE: far faster than keeping every index up row by row.
+
+    `conn` is in autocommit. Indexes backing constraints (primary keys, unique) stay.
+    """
+    import time
+
+    conn.execute("SET session_replication_role = replica")  # no triggers, no FK checks
+    conn.execute("SET maintenance_work_mem = '1GB'")
+    conn.execute("SET max_parallel_maintenance_workers = 2")
+    indexes = conn.execute(
+        """SELECT i.indexname, i.indexdef FROM pg_indexes i
+           JOIN pg_class x ON x.relname = i.indexname
+           WHERE i.schemaname = 'public' AND i.tablename = ANY(%s)
+             AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.oid)""",
+        (list(tables),),
+    ).fetchall()
+    for name, _ in indexes:
+        conn.execute(f'DROP INDEX "{name}"')
+    yield
+    started = time.monotonic()
+    for _, definition in indexes:
+        # A partitioned table's index is listed "ON ONLY" it: built so, it would cover no
+        # partition.
+        conn.execute(definition.replace(" ON ONLY ", " ON "))
+    log(f"  {len(indexes)} indexes built: {time.monotonic() - started:.0f} s")
+    started = time.monotonic()
+    conn.execute("VACUUM ANALYZE")
+    log(f"  VACUUM ANALYZE: {time.monotonic() - started:.0f} s")
