@@ -7,7 +7,6 @@ tenant, as its user, under row-level security like any request.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,6 +28,7 @@ from cass.extensions import db
 from cass.models import ApiToken, User
 from cass.models.api_tokens import TOKEN_SCOPES
 from cass.services.audit import audit
+from cass.services.passwords import token_hash
 from cass.tenancy import current_tenant_id
 
 # What a token starts with: secret scanners (and people) can tell a CASS token at a glance.
@@ -60,11 +60,6 @@ class Caller:
     def remaining(self, limit: int) -> int:
         """Return the calls left in the window."""
         return max(0, limit - self.calls)
-
-
-def token_hash(token: str) -> str:
-    """Return the hex SHA-256 of a token (what is stored and looked up)."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def tokens_of(user: User) -> list[ApiToken]:

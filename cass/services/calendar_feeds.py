@@ -7,7 +7,6 @@ built inside the feed's tenant, under row-level security like any request.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
 
@@ -21,6 +20,7 @@ from cass.models.calendar_feeds import CalendarFeed
 from cass.models.visits import VISIT_STATUSES
 from cass.permissions import can
 from cass.services.audit import audit
+from cass.services.passwords import token_hash
 from cass.services.tickets import format_key
 from cass.tenancy import current_tenant_id, system_context, tenant_context
 
@@ -33,11 +33,6 @@ TOUCH_EVERY = timedelta(minutes=1)
 REFRESH = timedelta(hours=1)
 # token_urlsafe(32) gives 43 characters; anything much longer is not one of ours.
 LONGEST_TOKEN = 100
-
-
-def token_hash(token: str) -> str:
-    """Return the hex SHA-256 of a feed token (what is stored and looked up)."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _now() -> datetime:

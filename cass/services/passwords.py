@@ -1,6 +1,9 @@
-"""Memory-hard password and charger-key hashing (argon2id)."""
+"""Secrets at rest: passwords and charger keys hashed memory-hard (argon2id); random bearer
+tokens (API tokens, calendar feed URLs) by SHA-256, looked up by that hash."""
 
 from __future__ import annotations
+
+import hashlib
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -28,3 +31,12 @@ def verify_password(stored_hash: str | None, password: str) -> bool:
 def needs_rehash(stored_hash: str) -> bool:
     """Return whether the hash was made with weaker parameters than today's."""
     return _hasher.check_needs_rehash(stored_hash)
+
+
+def token_hash(token: str) -> str:
+    """Return the hex SHA-256 of a random token: what is stored, and looked up, in its place.
+
+    A token of 32 random bytes cannot be guessed, so a fast hash is enough, and it can be
+    indexed (argon2's salt would make a lookup by hash impossible).
+    """
+    return hashlib.sha256(token.encode()).hexdigest()
