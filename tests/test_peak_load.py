@@ -89,9 +89,9 @@ def test_power_samples_and_an_energy_only_charger_add_up_per_quarter_hour(app, d
     assert result.energy == [(WED, pytest.approx(12.25))]
 
 
-def test_energy_per_day_week_and_month_across_the_25_hour_day(app, demo, site, database_url):
-    site_id, one, _ = site
-    # 4 kW every quarter hour from 23:00 CEST on Saturday 24 October to 00:45 CET on the 26th.
+def steady_4_kw_over_the_25_hour_day(database_url: str, ocpp_id: str) -> None:
+    """Write 4 kW on connector 1 of `ocpp_id` every quarter hour from 23:00 CEST on Saturday
+    24 October 2026 to 00:45 CET on the 26th (Sunday has 25 hours in Berlin)."""
     with psycopg.connect(database_url) as conn:
         conn.execute(
             "INSERT INTO meter_value (tenant_id, charger_id, connector_no, at, measurand, unit, "
@@ -102,9 +102,14 @@ def test_energy_per_day_week_and_month_across_the_25_hour_day(app, demo, site, d
                 POWER,
                 datetime(2026, 10, 24, 21, tzinfo=UTC),
                 datetime(2026, 10, 25, 23, 45, tzinfo=UTC),
-                one,
+                ocpp_id,
             ),
         )
+
+
+def test_energy_per_day_week_and_month_across_the_25_hour_day(app, demo, site, database_url):
+    site_id, one, _ = site
+    steady_4_kw_over_the_25_hour_day(database_url, one)
     sat, sun, mon = date(2026, 10, 24), date(2026, 10, 25), date(2026, 10, 26)
     days = measure(app, demo, site_id, sat, mon)
     assert days.energy == [

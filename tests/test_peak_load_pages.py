@@ -6,14 +6,21 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, date, datetime
+from datetime import date
 
-import psycopg
 import pytest
 
 from tests.conftest import as_user
 from tests.ocpp_support import execute
-from tests.test_peak_load import ENERGY, POWER, WED, at, meter, site  # noqa: F401 (fixtures)
+from tests.test_peak_load import (  # noqa: F401 (site: a fixture)
+    ENERGY,
+    POWER,
+    WED,
+    at,
+    meter,
+    site,
+    steady_4_kw_over_the_25_hour_day,
+)
 
 PERIOD = {"start": WED.isoformat(), "end": WED.isoformat()}
 HX = {"HX-Request": "true"}
@@ -110,20 +117,7 @@ def test_energy_and_peak_per_day_and_per_site(app, loads):
 
 def test_days_weeks_and_months_across_the_25_hour_day(app, berlin, site, database_url):  # noqa: F811
     site_id, one, _ = site
-    # 4 kW every quarter hour from 23:00 CEST on Saturday 24 October to 00:45 CET on the 26th.
-    with psycopg.connect(database_url) as conn:
-        conn.execute(
-            "INSERT INTO meter_value (tenant_id, charger_id, connector_no, at, measurand, unit, "
-            "value) SELECT c.tenant_id, c.id, 1, t, %s, 'W', 4000 FROM charger c, "
-            "generate_series(%s::timestamptz, %s::timestamptz, interval '15 minutes') t "
-            "WHERE c.ocpp_id = %s",
-            (
-                POWER,
-                datetime(2026, 10, 24, 21, tzinfo=UTC),
-                datetime(2026, 10, 25, 23, 45, tzinfo=UTC),
-                one,
-            ),
-        )
+    steady_4_kw_over_the_25_hour_day(database_url, one)
     manager = as_user(app, "manager@demo.test")
     period = {"start": "2026-10-24", "end": "2026-10-26", "site": site_id}
     days = rows_of(manager.get("/reports/peak-load.csv", query_string={**period, "by": "day"}))
