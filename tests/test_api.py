@@ -17,7 +17,7 @@ from cass.models import ApiToken, Ticket, User
 from cass.services import api_tokens
 from cass.tenancy import system_context, tenant_context
 from tests.api_support import bearer, make_token
-from tests.conftest import as_user, make_app, serve, truncate_all
+from tests.conftest import as_user, serve
 
 ERROR_KEYS = {"error", "message", "details"}
 
@@ -190,33 +190,14 @@ def test_bad_requests_get_the_one_error_shape_and_change_nothing(app, demo, clie
         assert db.session.scalar(select(db.func.count(Ticket.id))) == tickets_before
 
 
-def test_a_body_over_the_limit_is_413_in_the_shape(database_url):
+def test_a_body_over_the_limit_is_413_in_the_shape(app, demo):
     """The request size cap answers in JSON too."""
-    truncate_all(database_url)
-    app = make_app(database_url, MAX_CONTENT_LENGTH=1000)
-    token = bearer(make_token_on_empty(app))
+    app.config["MAX_CONTENT_LENGTH"] = 1000  # read per request
+    token = bearer(make_token(app, "manager@demo.test"))
     answer = app.test_client().post(
         "/api/v1/tickets", json={"title": "x" * 5000, "category": "other"}, headers=token
     )
     error_of(answer, 413, "E_TOO_LARGE")
-
-
-def make_token_on_empty(app) -> str:
-    """Make a tenant and an admin on an empty database; return the admin's token."""
-    from cass.services.tenants import create_tenant
-
-    with app.app_context(), system_context():
-        tenant = create_tenant("solo", "Solo Charging", "SOLO")
-        user = User(
-            tenant_id=tenant.id,
-            email="admin@solo.test",
-            name="Solo Admin",
-            role="admin",
-            password_hash="-",
-        )
-        db.session.add(user)
-        db.session.commit()
-    return make_token(app, "admin@solo.test")
 
 
 def test_an_unexpected_failure_is_a_500_in_the_shape(app, demo, monkeypatch):
