@@ -34,6 +34,7 @@ from cass.models import (
     RuleRun,
     SavedView,
     Site,
+    SiteLoad,
     SlaClock,
     SlaEvent,
     SlaPolicy,
@@ -93,6 +94,7 @@ TENANT_MODELS = [
     ReportSnapshot,
     ReportSnapshotSpan,
     ReportSnapshotDirty,
+    SiteLoad,
     Visit,
     CalendarFeed,
     ApiToken,
@@ -140,6 +142,8 @@ BRIDGE_ROWS = [
     "VALUES (:t, 'sla', 'zone=UTC', '2025-01-01', '', '{1}')",
     "INSERT INTO report_snapshot_span (tenant_id, report, variant) VALUES (:t, 'sla', 'zone=UTC')",
     "INSERT INTO report_snapshot_dirty (tenant_id, day) VALUES (:t, '2025-01-01')",
+    "INSERT INTO site_load (tenant_id, site_id, q, w, wh) "
+    "SELECT :t, site_id, '2025-01-01', 1000, 250 FROM charger WHERE id = :c",
     "INSERT INTO visit (tenant_id, ticket_id, vendor_id, starts_at, ends_at) "
     "SELECT :t, t.id, v.id, now(), now() + interval '1 hour' FROM ticket t "
     "JOIN vendor v ON v.tenant_id = t.tenant_id WHERE t.tenant_id = :t LIMIT 1",

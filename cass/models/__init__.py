@@ -28,7 +28,7 @@ from cass.models.sla import (
     SlaPolicy,
     SlaTarget,
 )
-from cass.models.snapshots import ReportSnapshot, ReportSnapshotDirty, ReportSnapshotSpan
+from cass.models.snapshots import ReportSnapshot, ReportSnapshotDirty, ReportSnapshotSpan, SiteLoad
 from cass.models.tenancy import Tenant, TenantOwned
 from cass.models.tickets import Attachment, AuditLog, SavedView, Ticket, TicketEvent, Worklog
 from cass.models.users import ROLES, LoginAttempt, User
@@ -74,6 +74,7 @@ __all__ = [
     "RuleRun",
     "SavedView",
     "Site",
+    "SiteLoad",
     "SlaClock",
     "SlaEvent",
     "SlaPolicy",

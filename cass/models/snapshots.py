@@ -3,7 +3,9 @@
 A report's daily figures for one variant (its zone, grouping and filters) are stored per day and
 group key (`report_snapshot`); `report_snapshot_span` says which days a variant holds, and when
 it was last asked for; `report_snapshot_dirty` lists the days a late change made stale (written
-by triggers on the tables the reports read, migration 0014), recomputed by the nightly job.
+by triggers on the tables the reports read, migrations 0014 and 0024), recomputed by the nightly
+job. `site_load` holds each site's load per quarter hour for the peak-load pages, kept by the
+same job, days and marks (its span is the `site-load` row of `report_snapshot_span`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from sqlalchemy import (
     BigInteger,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Identity,
     Index,
@@ -77,3 +80,19 @@ class ReportSnapshotDirty(db.Model):
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     tenant_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tenant.id", ondelete="CASCADE"))
     day: Mapped[date] = mapped_column(Date)
+
+
+class SiteLoad(db.Model):
+    """A site's load in one quarter hour: mean power and energy of its chargers together."""
+
+    __tablename__ = "site_load"
+
+    tenant_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("tenant.id", ondelete="CASCADE"), primary_key=True
+    )
+    # The chargers' site when the job computed the quarter (0: chargers without a site). No
+    # foreign key: a moved or deleted site's quarters are marked stale and recomputed instead.
+    site_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    q: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    w: Mapped[float] = mapped_column(Float)
+    wh: Mapped[float] = mapped_column(Float)
