@@ -11,7 +11,11 @@ The nightly job (`refresh`, run hourly: each tenant's day is done an hour after 
 fills every tenant's default variants (each report unfiltered, in each grouping) from the start
 of its history, any variant someone asked for since (kept while asked for within
 `KEEP_UNUSED_DAYS`), adds the days that ended, and recomputes the stale days that the triggers
-of migration 0014 marked in `report_snapshot_dirty`.
+of migrations 0014 and 0024 marked in `report_snapshot_dirty`.
+
+Other rollups kept over the same days and marks (`Rollup`, e.g. the sites' quarter-hour load of
+`cass.services.peak_load`) register with `register_rollup`: the job fills and refreshes them as
+it does the facts, and their readers ask `split()` which days are stored and clean.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode
 from zoneinfo import ZoneInfo
 
@@ -72,11 +76,7 @@ class Facts:
 
     def filters(self, variant: str, start: date, end: date) -> base.Filters:
         """Return the Filters of `variant` over the days [start, end]."""
-        values: dict[str, Any] = dict(parse_qsl(variant))
-        for name in ("site", "vendor", "engineer"):
-            if name in values:
-                values[name] = int(values[name])
-        return base.Filters(start=start, end=end, **values)
+        return variant_filters(variant, start, end)
 
     def defaults(self, zone: str) -> list[str]:
         """Return the variants kept for every tenant: unfiltered, in each grouping."""
@@ -85,8 +85,48 @@ class Facts:
         today = date.today()
         return [self.variant(base.Filters(today, today, zone, by)) for by in groupings]
 
+    def store(self, variant: str, f: base.Filters) -> int:
+        """Compute and store `f`'s days of `variant`; return the rows stored."""
+        return _store(self, variant, f)
+
+    def clear(self, variant: str, days: list[date] | None) -> None:
+        """Delete the variant's stored days `days` (all of them for None)."""
+        _clear(self.report, variant, days)
+
+
+class Rollup(Protocol):
+    """Figures kept per day in a table of their own, by the job and marks that keep the facts."""
+
+    report: str
+
+    def defaults(self, zone: str) -> list[str]:
+        """Return the variants kept for every tenant."""
+        ...
+
+    def filters(self, variant: str, start: date, end: date) -> base.Filters:
+        """Return the Filters of `variant` over the days [start, end]."""
+        ...
+
+    def store(self, variant: str, f: base.Filters) -> int:
+        """Compute and store `f`'s days of `variant`; return the rows stored."""
+        ...
+
+    def clear(self, variant: str, days: list[date] | None) -> None:
+        """Delete the variant's stored days `days` (all of them for None)."""
+        ...
+
+
+def variant_filters(variant: str, start: date, end: date) -> base.Filters:
+    """Return the Filters a variant's name gives over the days [start, end]."""
+    values: dict[str, Any] = dict(parse_qsl(variant))
+    for name in ("site", "vendor", "engineer"):
+        if name in values:
+            values[name] = int(values[name])
+    return base.Filters(start=start, end=end, **values)
+
 
 FACTS: dict[str, Facts] = {}
+ROLLUPS: dict[str, Rollup] = {}
 # False inside `raw()`: figures come from the raw rows only (the baseline reports are checked
 # and timed against).
 _use_snapshots: ContextVar[bool] = ContextVar("use_snapshots", default=True)
@@ -111,22 +151,54 @@ def register(facts: Facts) -> Facts:
 Sums = dict[Any, list[Decimal]]
 
 
+def register_rollup(rollup: Rollup) -> Rollup:
+    """Add `rollup` to those the nightly job keeps."""
+    ROLLUPS[rollup.report] = rollup
+    return rollup
+
+
+@dataclass(frozen=True)
+class Split:
+    """Which of a range's days to read stored: [clean_from, clean_to] but the `dirty` ones;
+    the `raw` runs of days (in order) to compute from the raw rows."""
+
+    clean_from: date
+    clean_to: date
+    dirty: list[date]
+    raw: list[tuple[date, date]]
+
+    @property
+    def stored(self) -> bool:
+        """Return whether any day is read stored."""
+        return self.clean_from <= self.clean_to
+
+
+def split(report: str, variant: str, start: date, end: date, *, touch: bool = True) -> Split:
+    """Return how to read the days [start, end] of a kept variant (all raw inside `raw()`).
+
+    `touch` notes that the variant was asked for, so that the job starts or keeps it.
+    """
+    span = _span(report, variant, touch) if _use_snapshots.get() else None
+    clean_from, clean_to = start, start - timedelta(days=1)
+    dirty: list[date] = []
+    if span is not None:
+        clean_from, clean_to = max(start, span[0]), min(end, span[1])
+    if clean_from <= clean_to:
+        dirty = _dirty_days(clean_from, clean_to)
+    return Split(clean_from, clean_to, dirty, _raw_runs(start, end, clean_from, clean_to, dirty))
+
+
 def figures(facts: Facts, f: base.Filters, unit: str | None = None) -> Sums:
     """Return the report's measures over `f`'s days, summed per key (or per (period, key)).
 
     `unit` (day, week or month) sums per period start instead: the key is then (date, key).
     """
     variant = facts.variant(f)
-    span = _span(facts, variant) if _use_snapshots.get() else None
+    plan = split(facts.report, variant, f.start, f.end)
     sums: Sums = {}
-    clean_from, clean_to = f.start, f.start - timedelta(days=1)
-    dirty: list[date] = []
-    if span is not None:
-        clean_from, clean_to = max(f.start, span[0]), min(f.end, span[1])
-    if clean_from <= clean_to:
-        dirty = _dirty_days(clean_from, clean_to)
-        _add(sums, _stored(facts, variant, clean_from, clean_to, dirty, unit), unit)
-    raw = _raw_runs(f.start, f.end, clean_from, clean_to, dirty)
+    if plan.stored:
+        _add(sums, _stored(facts, variant, plan.clean_from, plan.clean_to, plan.dirty, unit), unit)
+    raw = plan.raw
     if len(raw) > MAX_RAW_RUNS:
         days = [d for a, b in raw for d in _days(a, b)]
         _add(sums, _computed(facts, f, raw[0][0], raw[-1][1], unit, days), unit)
@@ -217,8 +289,9 @@ def _computed(
     )
 
 
-def _span(facts: Facts, variant: str) -> tuple[date, date] | None:
-    """Return the days the variant holds (None if none yet), registering it when asked first."""
+def _span(report: str, variant: str, touch: bool = True) -> tuple[date, date] | None:
+    """Return the days the variant holds (None if none yet), registering it when asked first
+    (with `touch`)."""
     row = db.session.execute(
         text(
             """
@@ -227,10 +300,10 @@ def _span(facts: Facts, variant: str) -> tuple[date, date] | None:
             WHERE tenant_id = :tenant AND report = :report AND variant = :variant
             """
         ),
-        {"tenant": current_tenant_id(), "report": facts.report, "variant": variant},
+        {"tenant": current_tenant_id(), "report": report, "variant": variant},
     ).first()
-    if row is None or row[2]:
-        _touch(facts.report, variant)
+    if touch and (row is None or row[2]):
+        _touch(report, variant)
     if row is None or row[0] is None or row[1] is None:
         return None
     return row[0], row[1]
@@ -333,7 +406,8 @@ def refresh_tenant(zone: str, now: datetime) -> int:
     """
     tenant = current_tenant_id()
     last = (now - SETTLE).astimezone(ZoneInfo(zone)).date() - timedelta(days=1)
-    defaults = [f"{facts.report}?{v}" for facts in FACTS.values() for v in facts.defaults(zone)]
+    kept: dict[str, Facts | Rollup] = {**FACTS, **ROLLUPS}
+    defaults = [f"{k.report}?{v}" for k in kept.values() for v in k.defaults(zone)]
     values = {"tenant": tenant, "defaults": defaults, "keep": KEEP_UNUSED_DAYS}
     db.session.execute(
         text(
@@ -374,22 +448,22 @@ def refresh_tenant(zone: str, now: datetime) -> int:
     ).all()
     written = 0
     for report, variant, first_day, last_day in spans:
-        facts = FACTS.get(report)
-        if facts is None or dict(parse_qsl(variant)).get("zone") != zone:
-            _drop(report, variant)
+        keeper = kept.get(report)
+        if keeper is None or dict(parse_qsl(variant)).get("zone") != zone:
+            _drop(keeper, report, variant)
             continue
         if first_day is None or last_day is None:
-            _clear(report, variant, None)
+            keeper.clear(variant, None)
             first_day, runs = FLOOR, [(FLOOR, last)]
         else:
             stale = [d for d in dirty if first_day <= d <= last_day]
-            _clear(report, variant, stale)
+            keeper.clear(variant, stale)
             runs = [(d, d) for d in stale]
             if last_day < last:
                 runs.append((last_day + timedelta(days=1), last))
             runs = _merged(runs)
         for start, end in runs:
-            written += _store(facts, variant, facts.filters(variant, start, end))
+            written += keeper.store(variant, keeper.filters(variant, start, end))
         db.session.execute(
             text(
                 """
@@ -443,9 +517,12 @@ def _clear(report: str, variant: str, days: list[date] | None) -> None:
     )
 
 
-def _drop(report: str, variant: str) -> None:
+def _drop(keeper: Facts | Rollup | None, report: str, variant: str) -> None:
     """Forget a variant: its span and its days."""
-    _clear(report, variant, None)
+    if keeper is None:
+        _clear(report, variant, None)
+    else:
+        keeper.clear(variant, None)
     db.session.execute(
         text(
             "DELETE FROM report_snapshot_span"
