@@ -59,17 +59,22 @@ WITH windows AS (
 ), chargers AS (
   {chargers}
 ), samples AS (
-  SELECT w.t0, m.charger_id, m.connector_no, m.at, m.measurand, m.phase,
-         m.value * CASE WHEN lower(m.unit) IN ('kw', 'kwh') THEN 1000 ELSE 1 END AS v
+  SELECT w.t0, m.charger_id, m.connector_no, m.at, m.measurand, m.phase, m.v
   FROM chargers c CROSS JOIN windows w
-  -- Per charger and window: each an index range scan (ix_meter_value_load). Registers are
-  -- read up to GAP around the window, to pair with the readings at its edges.
+  -- Per charger and window: each an index-only range scan (ix_meter_value_load has every
+  -- column read here). Registers are read up to GAP around the window, to pair with the
+  -- readings at its edges.
   CROSS JOIN LATERAL (
-    SELECT * FROM meter_value m
+    SELECT m.charger_id, m.connector_no, m.at, m.measurand, m.phase,
+           m.value * CASE WHEN lower(m.unit) IN ('kw', 'kwh') THEN 1000 ELSE 1 END AS v
+    FROM meter_value m
     WHERE m.charger_id = c.charger_id
       AND m.at >= w.t0 - interval '{gap}' AND m.at <= w.t1 + interval '{gap}'
       AND m.value IS NOT NULL
       AND m.measurand IN ('Power.Active.Import', 'Energy.Active.Import.Register')
+    -- OFFSET 0 keeps this a scan per charger: flattened into a join, it was planned as one
+    -- pass over the tenant's whole meter history (43.8 million rows for a day of a fleet).
+    OFFSET 0
   ) AS m
 ), instants AS (
   -- One power figure per instant: the unphased sample, else the sum of the phases.
