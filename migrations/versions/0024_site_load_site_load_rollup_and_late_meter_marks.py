@@ -30,16 +30,17 @@ branch_labels = None
 depends_on = None
 
 
-def _migration_0018():
-    """Return migration 0018's module: its marking rule and the instants it marks."""
-    path = Path(__file__).with_name("0018_snapshot_marks_faster.py")
-    spec = importlib.util.spec_from_file_location("migration_0018", path)
+def _migration(name: str):
+    """Return an earlier migration's module (its marking rule, instants and triggers)."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-PREVIOUS = _migration_0018()
+PREVIOUS = _migration("0018_snapshot_marks_faster")
+# 0014 made the statement triggers (transition tables) that call the marking functions.
+TRIGGERS = _migration("0014_report_snapshots")._triggers
 
 
 def _changed(columns: str) -> str:
@@ -104,19 +105,6 @@ def _function(table: str, instants: dict) -> str:
     """
 
 
-def _triggers(table: str) -> list[str]:
-    name = f"cass_snapshot_mark_{table}"
-    return [
-        f"CREATE TRIGGER {name}_insert AFTER INSERT ON {table} REFERENCING NEW TABLE AS new_rows"
-        f" FOR EACH STATEMENT EXECUTE FUNCTION {name}()",
-        f"CREATE TRIGGER {name}_update AFTER UPDATE ON {table}"
-        " REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows"
-        f" FOR EACH STATEMENT EXECUTE FUNCTION {name}()",
-        f"CREATE TRIGGER {name}_delete AFTER DELETE ON {table} REFERENCING OLD TABLE AS old_rows"
-        f" FOR EACH STATEMENT EXECUTE FUNCTION {name}()",
-    ]
-
-
 CHARGER_HISTORY = (
     PREVIOUS.CHARGER_SESSIONS
     + " UNION ALL SELECT tenant_id, at FROM meter_value WHERE charger_id = NEW.id"
@@ -142,7 +130,7 @@ def upgrade():
     for table in INSTANTS:
         op.execute(_function(table, INSTANTS))
     for table in NEW_TABLES:
-        for sql in _triggers(table):
+        for sql in TRIGGERS(table):
             op.execute(sql)
     op.execute(CHARGER_FUNCTION)
 
