@@ -198,3 +198,26 @@ def test_no_data_draws_an_empty_chart(app, berlin, site):  # noqa: F811
     day = date(2026, 1, 14).isoformat()
     rows = rows_of(manager.get("/reports/peak-load.csv", query_string={"start": day, "end": day}))
     assert rows[1:] == [["Total", "", "", "0.0"]]
+
+
+def test_the_charger_panel_shows_its_own_load(app, loads):
+    _, one, energy_only = loads
+    agent = as_user(app, "agent@demo.test")
+    # DEMO-CP-0001 alone: 9 kW at 10:00 (two samples), 11 + 9 kW at 10:15 (phases summed).
+    fragment = agent.get(f"/chargers/{one}/peak-load", query_string=PERIOD, headers=HX)
+    assert fragment.status_code == 200
+    html = fragment.get_data(as_text=True)
+    assert html.lstrip().startswith('<div id="peak_load-panel"') and "<html" not in html
+    assert "peak 20.0 kW, 7.2 kWh" in html and "2026-01-14 10:15+01:00" in html
+    # The energy-only charger: 12 kW from its register, 5.0 kWh (the reset counts as none).
+    other = agent.get(f"/chargers/{energy_only}/peak-load", query_string=PERIOD).get_data(
+        as_text=True
+    )
+    assert "<html" in other and "peak 12.0 kW, 5.0 kWh" in other
+    detail = agent.get(f"/chargers/{one}").get_data(as_text=True)
+    assert f'hx-get="/chargers/{one}/peak-load"' in detail
+    bad = agent.get(f"/chargers/{one}/peak-load", query_string={"end": "2026-13-01"}, headers=HX)
+    assert bad.status_code == 422 and "Use a date like" in bad.get_data(as_text=True)
+    acme = as_user(app, "admin@acme.test")
+    assert acme.get(f"/chargers/{one}/peak-load", headers=HX).status_code == 404
+    assert acme.get(f"/chargers/{one}/peak-load").status_code == 404

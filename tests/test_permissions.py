@@ -249,6 +249,7 @@ ROUTES = [
     ("GET", "/chargers", "chargers.view", False, None),
     ("GET", "/chargers/{charger}", "chargers.view", True, None),
     ("GET", "/chargers/{charger}/utilization", "chargers.view", True, None),
+    ("GET", "/chargers/{charger}/peak-load", "chargers.view", True, None),
     ("GET", "/events/chargers", "chargers.view", False, None),
     ("GET", "/events/chargers/{charger}", "chargers.view", True, None),
     ("GET", "/chargers/{charger}/commands/<action>", "chargers.command", True, None),

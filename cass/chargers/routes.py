@@ -17,7 +17,7 @@ from cass.chargers.rows import charger_rows
 from cass.models import Charger, User
 from cass.permissions import PERMISSIONS, can, requires
 from cass.rendering import render, wants_fragment
-from cass.reports.usage import utilization_panel
+from cass.reports.usage import peak_load_panel, utilization_panel
 from cass.services import charger_list, charger_page, message_log
 from cass.services.charger_commands import CommandError, protocol_of
 from cass.services.charger_list import ChargerPage
@@ -244,6 +244,20 @@ def utilization(ocpp_id: str) -> BaseResponse:
         url_for("chargers.detail", ocpp_id=charger.ocpp_id),
         "connector",
         charger_ids=[charger.id],
+    )
+
+
+@bp.get("/chargers/<ocpp_id>/peak-load")
+@requires("chargers.view")
+def peak_load(ocpp_id: str) -> BaseResponse:
+    """Show a charger's peak load and energy over a period (the page's panel for htmx)."""
+    charger = _charger_or_404(ocpp_id)
+    return peak_load_panel(
+        url_for("chargers.peak_load", ocpp_id=charger.ocpp_id),
+        charger.ocpp_id,
+        url_for("chargers.detail", ocpp_id=charger.ocpp_id),
+        charger.site_id,
+        charger_id=charger.id,
     )
 
 

@@ -78,8 +78,11 @@ def energy_unit(f: base.Filters) -> str:
     return "day" if days <= 62 else "week" if days <= 366 else "month"
 
 
-def peak_load_panel(url: str, name: str, back: str, site_id: int) -> Response:
-    """Answer with the peak-load panel at `url` of the page `back` for site `site_id`."""
+def peak_load_panel(
+    url: str, name: str, back: str, site_id: int | None, charger_id: int | None = None
+) -> Response:
+    """Answer with the peak-load panel at `url` of the page `back` for site `site_id` (or the
+    charger `charger_id` of it)."""
     context: dict[str, Any] = {
         "url": url,
         "name": name,
@@ -92,7 +95,9 @@ def peak_load_panel(url: str, name: str, back: str, site_id: int) -> Response:
     except BadFilters as bad:
         return render(PAGE, "usage/_peak_load.html", 422, errors=bad.errors, **context)
     unit = energy_unit(f)
-    result = peak.peak_load(site_id, f.start, f.end, f.zone, top=10, unit=unit)
+    result = peak.peak_load(
+        site_id, f.start, f.end, f.zone, top=10, unit=unit, charger_id=charger_id
+    )
     chart = bar_chart(
         f"Energy per {unit}, {name}",
         [day.isoformat() for day, _ in result.energy],

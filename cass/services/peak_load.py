@@ -121,7 +121,8 @@ WITH windows AS (
 )"""
 
 _CHARGERS = """SELECT id AS charger_id, coalesce(site_id, 0) AS site_id FROM charger
-  WHERE tenant_id = :tenant AND (CAST(:site AS bigint) IS NULL OR site_id = :site)"""
+  WHERE tenant_id = :tenant AND (CAST(:site AS bigint) IS NULL OR site_id = :site)
+    AND (CAST(:charger AS bigint) IS NULL OR id = :charger)"""
 
 # The quarters of the stored days [:s0, :s1) but the stale ranges [:x0s, :x1s) from site_load,
 # and the loads of the raw windows per site ("site_quarters": site_id (0: none), q, w, wh), and
@@ -166,11 +167,16 @@ def _room() -> None:
     db.session.execute(text("SET LOCAL work_mem = '64MB'"))
 
 
-def _binds(start: date, end: date, zone: str, site_id: int | None) -> dict[str, Any]:
+def _binds(
+    start: date, end: date, zone: str, site_id: int | None, charger_id: int | None = None
+) -> dict[str, Any]:
     """Return the binds saying which quarters of the local days [start, end] to read stored
-    (:s0, :s1 but :x0s, :x1s) and which to compute (:t0s, :t1s), and for whom."""
+    (:s0, :s1 but :x0s, :x1s) and which to compute (:t0s, :t1s), and for whom (one charger's
+    are all computed: the stored quarters are per site)."""
     day = base.Filters(start, end, zone)
     plan = snapshots.split(SITE_LOADS.report, SITE_LOADS.variant(zone), start, end, touch=False)
+    if charger_id is not None:
+        plan = snapshots.Split(start, start - timedelta(days=1), [], [(start, end)])
     s0 = s1 = day.since
     if plan.stored:
         s0, s1 = _instants(plan.clean_from, plan.clean_to, zone)
@@ -179,6 +185,7 @@ def _binds(start: date, end: date, zone: str, site_id: int | None) -> dict[str, 
     return {
         "tenant": current_tenant_id(),
         "site": site_id,
+        "charger": charger_id,
         "zone": zone,
         "s0": s0,
         "s1": s1,
@@ -217,15 +224,24 @@ class PeakLoad:
 
 
 def peak_load(
-    site_id: int, start: date, end: date, zone: str, *, top: int = 10, unit: str = "day"
+    site_id: int | None,
+    start: date,
+    end: date,
+    zone: str,
+    *,
+    top: int = 10,
+    unit: str = "day",
+    charger_id: int | None = None,
 ) -> PeakLoad:
-    """Return the peak load and energy per `unit` of a site of the current tenant over the
-    local days [start, end] of `zone`."""
+    """Return the peak load and energy per `unit` of a site (or one charger) of the current
+    tenant over the local days [start, end] of `zone`."""
     if unit not in UNITS:
         raise ValueError(f"unit must be one of {UNITS}")
     if end < start:
         raise ValueError("end is before start")
-    binds = _binds(start, end, zone, site_id)
+    if site_id is None and charger_id is None:
+        raise ValueError("a site or a charger is needed")
+    binds = _binds(start, end, zone, site_id, charger_id)
     _room()
     rows = db.session.execute(_SITE_SQL, {**binds, "unit": unit, "top": top}).all()
     peaks = [Peak(q, float(w) / 1000) for kind, q, _, w in rows if kind == "peak"]
@@ -392,7 +408,8 @@ class SiteLoads:
             end = min(start + timedelta(days=CHUNK_DAYS - 1), f.end)
             since, until = _instants(start, end, f.zone)
             done = db.session.execute(
-                _STORE, {"tenant": tenant, "site": None, "t0s": [since], "t1s": [until]}
+                _STORE,
+                {"tenant": tenant, "site": None, "charger": None, "t0s": [since], "t1s": [until]},
             )
             written += done.rowcount or 0
             start = end + timedelta(days=1)
