@@ -180,9 +180,11 @@ def test_reports_read_snapshots_and_equal_the_raw_computation(app, history, data
     assert refresh(app) > 0
 
     kept = stored(database_url, desk.tenant)
-    assert set(kept) == {"tickets-by", "sla", "resolution", "workload", "sessions"}
-    # The defaults (each grouping, unfiltered) and the filtered variants asked for.
+    assert set(kept) == {"tickets-by", "sla", "resolution", "workload", "sessions", "utilization"}
+    # The defaults (each grouping, unfiltered) and the filtered variants asked for; utilization
+    # groups in Python, so its groupings share one variant (unfiltered, and the site asked for).
     assert kept["tickets-by"][0] == 7 * 4 and kept["workload"][0] == 3
+    assert kept["utilization"][0] == 2
     assert kept["tickets-by"][2] == date(2025, 1, 1) and kept["sessions"][3] <= date(2025, 3, 31)
     spans = query(
         database_url,
