@@ -331,3 +331,39 @@ def test_a_connector_known_only_from_its_changes_counts_on_their_days(app, histo
     assert third.period_seconds == (7 * 24 + 1) * H
     assert third.seconds["unknown"] == third.period_seconds - 15 * H
     assert week.total.connectors == 3
+
+
+def test_a_moved_charger_counts_for_its_new_site_on_every_day(app, history, database_url):
+    tenant, moved = history["tenant"], history["chargers"][0]
+    other = query(
+        database_url,
+        "SELECT id FROM site WHERE tenant_id = %s AND id <> %s ORDER BY id LIMIT 1",
+        (tenant, history["site"]),
+    )[0][0]
+    # Without sessions (or meter values) only its status history says which days it counts.
+    execute(database_url, "DELETE FROM charging_session WHERE charger_id = %s", (moved,))
+    with app.app_context(), tenant_context(tenant):  # both sites' variants asked for
+        for site_id in (history["site"], other):
+            u.utilization(FIRST, FIRST, ZONE, "charger", site_id=site_id)
+    assert refresh(app) > 0
+    execute(database_url, "UPDATE charger SET site_id = %s WHERE id = %s", (other, moved))
+    # Every day since the charger's history began is stale, not only the days it wrote on.
+    assert set(d for d in marks(database_url, tenant) if FIRST <= d <= LAST) == {
+        FIRST + timedelta(days=n) for n in range((LAST - FIRST).days + 1)
+    }
+
+    def both_sites() -> dict[str, Any]:
+        out = {}
+        with app.app_context(), tenant_context(tenant):
+            for site_id in (history["site"], other):
+                read = u.utilization(*RANGES[0], ZONE, "charger", site_id=site_id)
+                with snapshots.raw():
+                    raw = u.utilization(*RANGES[0], ZONE, "charger", site_id=site_id)
+                out[site_id] = (figures(read), figures(raw))
+        return out
+
+    at_once = both_sites()
+    assert inexact(at_once) == []
+    assert moved in at_once[other][0][0] and moved not in at_once[history["site"]][0][0]
+    assert refresh(app) > 0
+    assert both_sites() == at_once

@@ -6,8 +6,9 @@ utilization snapshots, late rows must mark their days stale as the other history
 (migrations 0014 and 0018): meter values and charger events now mark the local day of each row
 inserted, changed or deleted (only past days mark, so a charger's live rows cost one look at the
 tenant's zone per statement: the bridge writes them with one COPY per batch); a session's stop
-(`stopped_at`) and connector now mark its start day too; and a charger moved to another site also
-marks the days of its meter values (its quarters belong to another site now).
+(`stopped_at`) and connector now mark its start day too; and a charger moved to another site
+marks every day since its history began (its quarters and its connectors' time belong to another
+site now).
 
 Revision ID: 0024_site_load
 Revises: 0023_meter_value_load_index
@@ -105,9 +106,19 @@ def _function(table: str, instants: dict) -> str:
     """
 
 
+# A moved charger's connectors belong to another site's figures on every day since its history
+# began, not only on days it wrote something (its state carries over the others): an instant
+# every 12 hours marks each local day up to now (a day is at least 23 hours long).
 CHARGER_HISTORY = (
     PREVIOUS.CHARGER_SESSIONS
-    + " UNION ALL SELECT tenant_id, at FROM meter_value WHERE charger_id = NEW.id"
+    + """
+    UNION ALL
+    SELECT NEW.tenant_id, g FROM generate_series(
+        least((SELECT min(at) FROM charger_event WHERE charger_id = NEW.id),
+              (SELECT min(at) FROM meter_value WHERE charger_id = NEW.id),
+              (SELECT min(started_at) FROM charging_session WHERE charger_id = NEW.id)),
+        clock_timestamp(), interval '12 hours') AS g
+    """
 )
 CHARGER_FUNCTION = PREVIOUS.CHARGER_FUNCTION.replace(
     PREVIOUS.CHARGER_SESSIONS, CHARGER_HISTORY
