@@ -38,10 +38,10 @@ The connectors counted are those in the `connector` table of the chosen chargers
 other that reported a status change in the period (the bridge upserts a connector with every
 status, so hardly any): the latter count on the days of their changes only (unknown on the
 others), so that a day's figures do not depend on the days computed with it. A stored day holds
-the chargers of its site when it was computed: a charger since moved away or deleted is left out
-of the groups (its charging stays in the heat map's stored days unless they were marked), and one
-moved in counts on the days its move marked (its sessions' and meter values' days), unknown on
-the others until they are recomputed.
+the chargers of its site when it was computed; a charger moved to another site marks every day
+since its history began (migration 0024), so both sites' days are computed raw until the job has
+stored them again. A deleted charger is left out of the groups (its charging stays in the heat
+map's stored days).
 """
 
 from __future__ import annotations
