@@ -28,8 +28,13 @@ def test_manager_filters_a_report_and_downloads_its_csv(
     sign_in(page, live_server, "manager@demo.test")
     page.get_by_role("link", name="Reports").first.click()
     page.get_by_role("link", name=re.compile("^Tickets by status")).click()
-    # htmx binds the form once the page has loaded: a change made before that sends nothing.
-    page.wait_for_load_state("load")
+    # The link is boosted (htmx swaps the body in, no page load), and htmx binds the new form
+    # only when the swap has settled: a change made before that sends nothing.
+    page.wait_for_url(re.compile(r"/reports/tickets-by"))
+    page.wait_for_function(
+        """() => document.querySelector("#report-filters") !== null
+            && document.querySelector(".htmx-added, .htmx-settling, .htmx-request") === null"""
+    )
     filters = page.locator("#report-filters")
     # Each change sends the form (htmx); wait for each answer so none is cut short by the next.
     with page.expect_response(re.compile(r"/reports/tickets-by\?")):
