@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
-from playwright.sync_api import Page, Response, expect
+from playwright.sync_api import Locator, Page, Response, expect
 
 from tests.e2e.conftest import Console, sign_in
 from tests.ocpp_support import execute
@@ -118,6 +118,19 @@ def settled(page: Page, panel_id: str) -> None:
     )
 
 
+def open_with_panels(page: Page, url: str) -> tuple[Locator, Locator]:
+    """Open a page with both panels, wait until htmx has loaded and settled them (each with its
+    period filled in), and return (utilization panel, peak-load panel)."""
+    page.goto(url)
+    panels = []
+    for panel_id in ("utilization-panel", "peak_load-panel"):
+        settled(page, panel_id)
+        panel = page.locator(f"#{panel_id}")
+        expect(panel.get_by_label("From", exact=True)).not_to_have_value("")
+        panels.append(panel)
+    return panels[0], panels[1]
+
+
 @dataclass
 class Swap:
     """The answer that replaced a panel (set when the block of `re_rendered` is done)."""
@@ -168,15 +181,10 @@ def test_site_and_charger_panels_show_the_days_figures_and_change_period_in_plac
     site_id, other = usage
     sign_in(page, live_server, "manager@demo.test")
     site_url = f"{live_server}/sites/{site_id}"
-    page.goto(site_url)
-    util = page.locator("#utilization-panel")
-    peak = page.locator("#peak_load-panel")
-    settled(page, "utilization-panel")
-    settled(page, "peak_load-panel")
+    util, peak = open_with_panels(page, site_url)
     # Loaded by htmx: the no-JavaScript link gave way to the panel (its period form, the last
     # 30 days, which hold none of DAY's figures).
     for panel in (util, peak):
-        expect(panel.get_by_label("From", exact=True)).not_to_have_value("")
         expect(panel).to_contain_text("(Europe/Berlin), up to now")
         expect(panel).not_to_contain_text(ISO)
     expect(page.get_by_role("link", name=re.compile("over the last 30 days"))).to_have_count(0)
@@ -250,13 +258,7 @@ def test_site_and_charger_panels_show_the_days_figures_and_change_period_in_plac
 
     # The charger page: the same panels, the charger's own figures (not the other charger's).
     charger_url = f"{live_server}/chargers/{CP}"
-    page.goto(charger_url)
-    util = page.locator("#utilization-panel")
-    peak = page.locator("#peak_load-panel")
-    settled(page, "utilization-panel")
-    settled(page, "peak_load-panel")
-    for panel in (util, peak):
-        expect(panel.get_by_label("From", exact=True)).not_to_have_value("")
+    util, peak = open_with_panels(page, charger_url)
     show_day(page, "peak_load-panel", f"/chargers/{CP}/peak-load")
     expect(peak).to_contain_text(
         f"{ISO} to {ISO} (Europe/Berlin), up to now: peak 12.0 kW, 5.0 kWh."
