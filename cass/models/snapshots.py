@@ -86,6 +86,10 @@ class SiteLoad(db.Model):
     """A site's load in one quarter hour: mean power and energy of its chargers together."""
 
     __tablename__ = "site_load"
+    # The primary key serves a site's range; this one the tenant's sites together over a range
+    # (the peak-load report without a site filter), which would otherwise read every quarter the
+    # tenant has.
+    __table_args__ = (Index("ix_site_load_tenant_q", "tenant_id", "q"),)
 
     tenant_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("tenant.id", ondelete="CASCADE"), primary_key=True

@@ -136,6 +136,7 @@ def upgrade():
         sa.ForeignKeyConstraint(["tenant_id"], ["tenant.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("tenant_id", "site_id", "q"),
     )
+    op.create_index("ix_site_load_tenant_q", "site_load", ["tenant_id", "q"], unique=False)
     for sql in tenant_rls_sql("site_load"):
         op.execute(sql)
     for table in INSTANTS:
