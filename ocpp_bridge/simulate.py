@@ -281,14 +281,18 @@ class SimCharger(ChargePoint):
         self._generation += 1
         receiver = asyncio.create_task(self.start())
         worker = asyncio.create_task(self._session())
+        # The simulation stopping ends the connection too, not only this task's cancellation:
+        # Python 3.11 can swallow a cancellation that lands as a connect completes.
+        stopping = asyncio.create_task(self.sim.stopped())
+        tasks = (receiver, worker, stopping)
         try:
             # A closed socket ends the receiver; the worker may be waiting for an answer that
             # will never come, so it is cancelled rather than left to time out.
-            await asyncio.wait({receiver, worker}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (receiver, worker):
+            for task in tasks:
                 task.cancel()
-            for task in (receiver, worker):
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, ConnectionClosed, Exception):
                     await task
 
@@ -806,6 +810,11 @@ class Simulator:
     def stop(self) -> None:
         if self._stop is not None:
             self._stop.set()
+
+    async def stopped(self) -> None:
+        """Return once the simulation is stopping."""
+        assert self._stop is not None
+        await self._stop.wait()
 
     async def run(self, stop: asyncio.Event | None = None) -> Stats:
         """Run the fleet until `stop` is set (or the configured duration ends)."""
