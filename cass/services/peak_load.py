@@ -173,11 +173,11 @@ def _binds(
     """Return the binds saying which quarters of the local days [start, end] to read stored
     (:s0, :s1 but :x0s, :x1s) and which to compute (:t0s, :t1s), and for whom (one charger's
     are all computed: the stored quarters are per site)."""
-    day = base.Filters(start, end, zone)
-    plan = snapshots.split(SITE_LOADS.report, SITE_LOADS.variant(zone), start, end, touch=False)
-    if charger_id is not None:
+    if charger_id is None:
+        plan = snapshots.split(SITE_LOADS.report, SITE_LOADS.variant(zone), start, end, touch=False)
+    else:
         plan = snapshots.Split(start, start - timedelta(days=1), [], [(start, end)])
-    s0 = s1 = day.since
+    s0 = s1 = _instants(start, end, zone)[0]
     if plan.stored:
         s0, s1 = _instants(plan.clean_from, plan.clean_to, zone)
     dirty = [_instants(d, d, zone) for d in plan.dirty]

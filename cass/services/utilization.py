@@ -48,7 +48,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -328,14 +328,6 @@ class Utilization:
     total: Usage
     heat: list[list[float | None]] = field(default_factory=list)
     sites: dict[Any, int] = field(default_factory=dict)  # group -> its site id
-
-
-def bounds(start: date, end: date, zone: str) -> tuple[datetime, datetime]:
-    """Return the instants [since, until) of the local days [start, end] in `zone`."""
-    tz = ZoneInfo(zone)
-    return datetime.combine(start, time(), tz), datetime.combine(
-        end + timedelta(days=1), time(), tz
-    )
 
 
 def utilization(
