@@ -177,6 +177,24 @@ def store(app, history: dict[str, Any]) -> None:
     assert refresh(app) > 0
 
 
+def statuses(
+    database_url: str,
+    tenant: int,
+    charger: int,
+    connector: int,
+    day: date,
+    changes: tuple[tuple[float, str], ...],
+) -> None:
+    """Write status changes of a connector at local hours of `day`, as the bridge would."""
+    for hours, status in changes:
+        execute(
+            database_url,
+            "INSERT INTO charger_event (tenant_id, charger_id, connector_no, at, kind, status)"
+            " VALUES (%s, %s, %s, %s, 'status', %s)",
+            (tenant, charger, connector, local(day, hours), status),
+        )
+
+
 def marks(database_url: str, tenant: int) -> set[date]:
     rows = query(
         database_url, "SELECT day FROM report_snapshot_dirty WHERE tenant_id = %s", (tenant,)
@@ -277,13 +295,7 @@ def test_a_late_status_event_counts_at_once_and_after_the_next_run(app, history,
     store(app, history)
     before = measure(app, tenant, *RANGES[0], "connector").groups[(charger, 1)]
     # The bridge delivers a fault of that afternoon late, and a session's stop is corrected.
-    for hours, status in ((12, "Faulted"), (15, "Available")):
-        execute(
-            database_url,
-            "INSERT INTO charger_event (tenant_id, charger_id, connector_no, at, kind, status)"
-            " VALUES (%s, %s, 1, %s, 'status', %s)",
-            (tenant, charger, local(day, hours), status),
-        )
+    statuses(database_url, tenant, charger, 1, day, ((12, "Faulted"), (15, "Available")))
     execute(
         database_url,
         "UPDATE charging_session SET stopped_at = stopped_at + interval '1 hour'"
@@ -314,13 +326,7 @@ def test_a_connector_known_only_from_its_changes_counts_on_their_days(app, histo
     tenant, charger = history["tenant"], history["chargers"][0]
     day = date(2026, 10, 22)
     # Connector 3 has no connector row (the bridge would have made one): charging 09:00-10:00.
-    for hours, status in ((9, "Charging"), (10, "Available")):
-        execute(
-            database_url,
-            "INSERT INTO charger_event (tenant_id, charger_id, connector_no, at, kind, status)"
-            " VALUES (%s, %s, 3, %s, 'status', %s)",
-            (tenant, charger, local(day, hours), status),
-        )
+    statuses(database_url, tenant, charger, 3, day, ((9, "Charging"), (10, "Available")))
     store(app, history)
     assert inexact(everything(app, history)) == []
     week = measure(app, tenant, *RANGES[1], "connector", charger_ids=[charger])
