@@ -57,9 +57,13 @@ def database_url(pg_server, tmp_path_factory) -> str:
     return url
 
 
-def truncate_all(url: str) -> None:
-    """Empty every table (as the owner, which RLS does not filter)."""
-    with psycopg.connect(url, autocommit=True) as conn:
+# Which tables and column-owned sequences the schema has, per database URL (the schema is
+# migrated once per session, so they never change under a test).
+_SCHEMA: dict[str, tuple[list[str], list[str]]] = {}
+
+
+def _schema(conn: psycopg.Connection, url: str) -> tuple[list[str], list[str]]:
+    if url not in _SCHEMA:
         tables = [
             r[0]
             for r in conn.execute(
@@ -67,9 +71,45 @@ def truncate_all(url: str) -> None:
                 "AND tablename <> 'alembic_version'"
             )
         ]
-        if tables:
+        sequences = [
+            r[0]
+            for r in conn.execute(
+                "SELECT DISTINCT d.objid::regclass::text FROM pg_depend d "
+                "JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S' "
+                "WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass "
+                "AND d.deptype IN ('a', 'i')"
+            )
+        ]
+        _SCHEMA[url] = (tables, sequences)
+    return _SCHEMA[url]
+
+
+def truncate_all(url: str) -> None:
+    """Empty every table and restart the sequences its columns own (as the owner, which RLS
+    does not filter), as TRUNCATE ... RESTART IDENTITY CASCADE would."""
+    # TRUNCATE makes new files for every table and index: 0.3 s a test even when all are empty,
+    # most of the suite's time. Deleting the rows of the tables that have any takes milliseconds;
+    # with the replication role no trigger fires, so neither foreign keys nor marks get in the way.
+    with psycopg.connect(url, autocommit=True) as conn:
+        tables, sequences = _schema(conn, url)
+        filled = [
+            r[0]
+            for r in conn.execute(
+                " UNION ALL ".join(
+                    f"SELECT '{t}' FROM (SELECT FROM \"{t}\" LIMIT 1) AS x" for t in tables
+                )
+            )
+        ]
+        with conn.transaction():
+            conn.execute("SET LOCAL session_replication_role = replica")
+            for table in filled:
+                conn.execute(f'DELETE FROM "{table}"')
+        if sequences:
             conn.execute(
-                "TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"
+                "SELECT setval(seqrelid, seqstart, false) FROM pg_sequence "
+                "WHERE seqrelid = ANY(%s::regclass[]) AND pg_sequence_last_value(seqrelid) "
+                "IS NOT NULL",
+                (sequences,),
             )
 
 
@@ -148,13 +188,15 @@ def demo_snapshot(database_url: str, demo_hashes: tuple[str, str]) -> Snapshot:
         for table in order:
             columns = _copy_columns(conn, table)
             data = bytearray()
-            with conn.cursor().copy(
+            cursor = conn.cursor()
+            with cursor.copy(
                 # A query, not the table: COPY TO cannot read a partitioned table directly.
                 f'COPY (SELECT {columns} FROM "{table}") TO STDOUT (FORMAT binary)'
             ) as copy:
                 for chunk in copy:
                     data += chunk
-            tables.append((table, columns, bytes(data)))
+            if cursor.rowcount:  # an empty table has nothing to restore
+                tables.append((table, columns, bytes(data)))
     return Snapshot(tables, ids)
 
 
@@ -167,13 +209,16 @@ def demo(app: Flask, database_url: str, demo_snapshot: Snapshot) -> dict[str, in
                 f'COPY "{table}" ({columns}) FROM STDIN (FORMAT binary)'
             ) as copy:
                 copy.write(data)
-            # Identity sequences must continue after the restored ids.
-            if '"id"' not in columns.split(", "):
-                continue
-            conn.execute(
-                f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "
+        # Identity sequences must continue after the restored ids (one statement for all).
+        conn.execute(
+            "SELECT "
+            + ", ".join(
+                f"setval(pg_get_serial_sequence('\"{table}\"', 'id'), "
                 f'coalesce((SELECT max(id) FROM "{table}"), 0) + 1, false)'
+                for table, columns, _ in demo_snapshot.tables
+                if '"id"' in columns.split(", ")
             )
+        )
     return dict(demo_snapshot.ids)
 
 

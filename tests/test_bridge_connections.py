@@ -7,7 +7,6 @@ import asyncio
 import datetime as dt
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from ocpp.v16 import call
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.conftest import CHARGER_KEY
+from tests.net import free_port
 from tests.ocpp_support import (
     Charger16,
     execute,
@@ -237,12 +237,6 @@ def test_wss_with_a_certificate(database_url, demo, tmp_path):
 
     with running_bridge(database_url, certfile=certfile, keyfile=keyfile) as bridge:
         assert asyncio.run(scenario(bridge.port))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.slow

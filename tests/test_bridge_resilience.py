@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import requests
 from ocpp.v16 import call
 from websockets.exceptions import ConnectionClosed
 
+from tests.net import free_port
 from tests.ocpp_support import Charger16, execute, open_socket, query, running_bridge, serving
 
 
@@ -164,12 +164,6 @@ def test_database_outage_gets_internal_error_and_the_bridge_recovers_by_itself(
         "SELECT status FROM connector WHERE charger_id = %s AND connector_no = 1",
         (demo["DEMO-CP-0005"],),
     ) == [("Available",)]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_bridge_process(database_url: str, port: int) -> subprocess.Popen[bytes]:

@@ -25,6 +25,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from tests.conftest import CSRF_RE
+from tests.net import free_port, free_ports
 
 pytestmark = pytest.mark.slow
 
@@ -33,13 +34,6 @@ CHARGER_KEY = "cass-up-charger-key"
 READY_TIMEOUT = 90
 STOP_TIMEOUT = 15
 FAIL_TIMEOUT = 20
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def port_is_free(port: int) -> bool:
@@ -127,10 +121,14 @@ class Launcher:
     """Starts `cass up` in a fresh folder on free ports; kills everything left at teardown."""
 
     workdir: Path
-    web_port: int = field(default_factory=free_port)
-    bridge_port: int = field(default_factory=free_port)
+    web_port: int = 0
+    bridge_port: int = 0
     runs: list[Run] = field(default_factory=list)
     seen: list[psutil.Process] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not (self.web_port and self.bridge_port):
+            self.web_port, self.bridge_port = free_ports(2)
 
     @property
     def ports(self) -> tuple[int, int]:

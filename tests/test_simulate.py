@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +17,7 @@ from cass.cli import cli
 from cass.launcher import child_commands
 from ocpp_bridge.simulate import SimulationConfig, Simulator, parse_args
 from tests.conftest import CHARGER_KEY
+from tests.net import free_port
 from tests.ocpp_support import execute, query, running_bridge
 
 # Everything happens fast: sessions start within a second and meter every 0.3 s.
@@ -256,12 +256,6 @@ def test_faults_are_reported_and_recovered(database_url, demo):
             ),
             what="recovery to Available",
         )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_chargers_reconnect_when_the_bridge_comes_back(database_url, demo):
