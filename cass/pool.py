@@ -23,6 +23,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 from flask import Flask, g, has_app_context
 from psycopg import pq
 from sqlalchemy import event
@@ -110,18 +111,10 @@ def watch_connections(engine: Engine) -> None:
 
     @event.listens_for(engine, "do_execute")
     def _do_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
-        riders = g.get("alongside") if has_app_context() else None
-        # Only a statement on the connection named (the session's, bound to its tenant).
-        if riders is None or context.root_connection is not riders[0]:
+        riders = _riders_of(context.root_connection)
+        if riders is None:
             return False  # SQLAlchemy executes it as usual
-        del g.alongside
-        _, sql, params, rows = riders
-        raw = cursor.connection
-        with raw.pipeline():  # both sent at once; leaving the block reads both results
-            cursor.execute(statement, parameters)
-            other = raw.cursor()
-            other.execute(sql, params)
-        rows.extend(other.fetchall())
+        _execute_with(riders, cursor, statement, parameters)
         return True
 
     dialect = engine.dialect
@@ -162,6 +155,58 @@ def send_rollbacks_early(app: Flask, scoped_session: Any) -> None:
         ):
             return
         _send_rollback(connection)
+
+
+def _riders_of(connection: Any) -> tuple[Any, str, Mapping[str, Any], list[Any]] | None:
+    """Take the select waiting `alongside` the next statement on `connection`, if any."""
+    riders = g.get("alongside") if has_app_context() else None
+    # Only a statement on the connection named (the session's, bound to its tenant).
+    if riders is None or connection is not riders[0]:
+        return None
+    del g.alongside
+    return riders  # type: ignore[no-any-return]
+
+
+def _execute_with(riders: Any, cursor: Any, statement: str, parameters: Any) -> None:
+    """Execute `statement` on the psycopg `cursor` and the riders' select in one round trip."""
+    _, sql, params, rows = riders
+    raw = cursor.connection
+    with raw.pipeline():  # both sent at once; leaving the block reads both results
+        cursor.execute(statement, parameters)
+        other = raw.cursor()
+        other.execute(sql, params)
+    rows.extend(other.fetchall())
+
+
+def fetch_direct(
+    connection: Any, statement: str, parameters: Mapping[str, Any], row_factory: Any = None
+) -> list[Any]:
+    """Return the rows of `statement` (psycopg placeholders, parameters already processed) run
+    on the SQLAlchemy `connection`'s psycopg connection, in its transaction, with a select
+    waiting `alongside` in the same round trip.
+
+    For the few hot selects whose statement is compiled once (the ticket list's page): going
+    around SQLAlchemy's execution (its context and result objects) saves such a page ~0.25 ms
+    of ~4. Errors come as SQLAlchemy's, as from `connection.execute`.
+    """
+    try:
+        cursor = connection.connection.driver_connection.cursor(row_factory=row_factory)
+        # Its listeners see the statement as any other (the one in watch_connections reads
+        # the answer of a ROLLBACK left for later; tests count statements).
+        connection.dispatch.before_cursor_execute(
+            connection, cursor, statement, parameters, None, False
+        )
+        riders = _riders_of(connection)
+        if riders is None:
+            cursor.execute(statement, parameters)
+        else:
+            _execute_with(riders, cursor, statement, parameters)
+        return cursor.fetchall()
+    except psycopg.Error as exc:
+        # SQLAlchemy's handling: wrapped as DBAPIError, and a connection the server ended is
+        # invalidated (the pool then replaces it).
+        connection._handle_dbapi_exception(exc, statement, parameters, None, None)
+        raise  # not reached: the handler raises
 
 
 @contextmanager
