@@ -9,11 +9,13 @@ import time
 import psycopg
 import pytest
 from flask import g
+from psycopg.rows import namedtuple_row
 from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError
 
 from cass.extensions import db
 from cass.models import User
-from cass.pool import ROLLBACK_SENT, alongside
+from cass.pool import ROLLBACK_SENT, alongside, fetch_direct
 from cass.tenancy import bind_tenant, open_with, system_context
 from tests.conftest import login
 
@@ -184,3 +186,41 @@ def test_a_failing_rider_fails_the_statement(app, demo):
         db.session.rollback()
         with system_context():
             assert db.session.execute(text("SELECT 3")).scalar() == 3
+
+
+def test_a_direct_fetch_is_in_the_transaction_carries_a_rider_and_is_seen_by_listeners(app, demo):
+    seen: list[str] = []
+    with app.test_request_context("/"):
+        bind_tenant(demo["demo"])
+        connection = db.session.connection()
+
+        def _note(conn, cursor, statement, *args):
+            seen.append(statement)
+
+        event.listen(db.engine, "before_cursor_execute", _note)
+        try:
+            with alongside(connection, "SELECT %(b)s::int * 10", {"b": 3}) as rows:
+                got = fetch_direct(
+                    connection,
+                    "SELECT %(a)s::int + 1 AS n, current_setting('app.tenant_id') AS tenant",
+                    {"a": 1},
+                    namedtuple_row,
+                )
+        finally:
+            event.remove(db.engine, "before_cursor_execute", _note)
+        # Bound to the tenant (the session's transaction), read by name, the rider in the same go.
+        assert [(r.n, r.tenant) for r in got] == [(2, str(demo["demo"]))]
+        assert rows == [(30,)]
+        assert seen == ["SELECT %(a)s::int + 1 AS n, current_setting('app.tenant_id') AS tenant"]
+        db.session.rollback()
+
+
+def test_a_failing_direct_fetch_raises_as_sqlalchemy_does_and_the_session_goes_on(app, demo):
+    with app.test_request_context("/"):
+        bind_tenant(demo["demo"])
+        connection = db.session.connection()
+        with pytest.raises(DBAPIError, match="division by zero"):
+            fetch_direct(connection, "SELECT 1 / %(zero)s::int", {"zero": 0})
+        db.session.rollback()
+        assert db.session.execute(text("SELECT 3")).scalar() == 3
+        db.session.rollback()
