@@ -1,9 +1,11 @@
 // Small behaviours htmx does not cover. No inline scripts: the CSP forbids them.
 document.addEventListener("htmx:afterSettle", (event) => {
-  // After a boosted navigation, move focus to the new content for keyboard and screen-reader users.
+  // After a boosted navigation, move focus to the new content for keyboard and screen-reader
+  // users: to the field the page asks for (autofocus, as a full page load would), else to main.
   if (event.detail.boosted) {
     const main = document.getElementById("main");
-    if (main) main.focus({ preventScroll: true });
+    const field = main && main.querySelector("[autofocus]");
+    if (field || main) (field || main).focus({ preventScroll: true });
   }
 });
 

@@ -82,6 +82,18 @@ def console(page: Page) -> Console:
     return watch
 
 
+def settled(page: Page, selector: str = "#main") -> None:
+    """Wait until `selector` is on the page and htmx has settled every swap and answered every
+    request: after a boosted navigation htmx binds the new content (its forms' triggers) and
+    focuses its autofocus field only when the swap settles, so input made before then is lost
+    or lands in the wrong field."""
+    page.wait_for_function(
+        """(selector) => document.querySelector(selector) !== null
+            && document.querySelector(".htmx-added, .htmx-settling, .htmx-request") === null""",
+        arg=selector,
+    )
+
+
 def sign_in(page: Page, base: str, email: str, password: str = DEMO_PASSWORD) -> None:
     """Sign in through the real form and wait until the signed-in layout shows."""
     page.goto(f"{base}/login")

@@ -9,7 +9,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import Console, sign_in
+from tests.e2e.conftest import Console, settled, sign_in
 from tests.ocpp_support import execute
 from tests.test_reports import Desk, at
 
@@ -31,10 +31,7 @@ def test_manager_filters_a_report_and_downloads_its_csv(
     # The link is boosted (htmx swaps the body in, no page load), and htmx binds the new form
     # only when the swap has settled: a change made before that sends nothing.
     page.wait_for_url(re.compile(r"/reports/tickets-by"))
-    page.wait_for_function(
-        """() => document.querySelector("#report-filters") !== null
-            && document.querySelector(".htmx-added, .htmx-settling, .htmx-request") === null"""
-    )
+    settled(page, "#report-filters")
     filters = page.locator("#report-filters")
     # Each change sends the form (htmx); wait for each answer so none is cut short by the next.
     with page.expect_response(re.compile(r"/reports/tickets-by\?")):

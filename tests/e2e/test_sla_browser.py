@@ -13,7 +13,7 @@ from cass.services import notifications, tickets
 from cass.services.sla_sweep import sweep
 from cass.services.tickets import NewTicket
 from cass.tenancy import system_context, tenant_context
-from tests.e2e.conftest import sign_in
+from tests.e2e.conftest import settled, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -22,6 +22,7 @@ def test_admin_previews_and_changes_promises(page: Page, console, live_server, a
     sign_in(page, live_server, "admin@demo.test")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="SLA").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("SLA promises")
+    settled(page, "#sla-preview")  # a boosted page: its form sends nothing until then
     preview = page.locator("#sla-preview")
     page.get_by_label("Priority").select_option("P1")
     # htmx swaps the preview in place: the P1 promises run 24/7.
@@ -33,6 +34,7 @@ def test_admin_previews_and_changes_promises(page: Page, console, live_server, a
     # A holiday on the default calendar.
     page.get_by_role("link", name="Business hours").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Calendar Business hours")
+    settled(page)
     page.get_by_label("Date").fill("2026-12-24")
     page.get_by_label("Name").fill("Christmas Eve")
     page.get_by_role("button", name="Add", exact=True).click()
@@ -41,6 +43,10 @@ def test_admin_previews_and_changes_promises(page: Page, console, live_server, a
     # The P3 policy's resolution target, from 30 to 20 business hours.
     page.get_by_role("link", name="← SLA promises").click()
     page.get_by_role("link", name="P3 standard").click()
+    # The boosted page focuses its autofocus field (the name) once it settles; typing before
+    # that would land in the name (CI once saved "1200P3 standard").
+    settled(page, "#resolution_minutes")
+    expect(page.get_by_label("Name")).to_be_focused()
     page.locator("#resolution_minutes").fill("1200")
     page.get_by_role("button", name="Save policy").click()
     expect(page.locator(".flash-success")).to_contain_text("Policy P3 standard saved")
