@@ -18,7 +18,7 @@ from cass.models import ReportExport, ReportSchedule
 from cass.scheduler import _jobs, add_jobs
 from cass.storage import get_storage
 from cass.tenancy import system_context
-from tests.e2e.conftest import sign_in
+from tests.e2e.conftest import settled, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -46,6 +46,7 @@ def test_manager_schedules_runs_and_downloads_the_ticket_list(
     page.get_by_role("link", name="Scheduled exports").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Scheduled exports")
     page.get_by_role("link", name="New schedule").click()
+    settled(page, "#name")  # a boosted page: typed before it settles, input can be lost
 
     page.get_by_label("Name").fill("Open tickets every morning")
     page.get_by_label("Report").select_option("tickets")

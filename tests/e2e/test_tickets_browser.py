@@ -23,7 +23,7 @@ from cass.live import EXTENSION_KEY
 from cass.models import Charger, Connector, Ticket, User
 from cass.services import tickets
 from cass.tenancy import system_context, tenant_context
-from tests.e2e.conftest import Console, sign_in
+from tests.e2e.conftest import Console, settled, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -161,6 +161,8 @@ def test_agent_creates_a_ticket_from_a_charger_lookup(page: Page, console, live_
     page.get_by_role("navigation", name="Main").get_by_role("link", name="New ticket").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("New ticket")
     assert path_of(page) == "/tickets/new"
+    settled(page)  # a boosted page: typed before it settles, input can be lost
+    expect(page.get_by_label("Title")).to_be_focused()  # its autofocus field
 
     # Active search: the matching chargers appear as the agent types, without a page load.
     mark_document(page)
