@@ -11,6 +11,7 @@ from playwright.sync_api import Page, expect
 
 from cass.models.users import ROLE_LABELS
 from tests.conftest import DEMO_PASSWORD
+from tests.e2e.conftest import settled
 
 pytestmark = pytest.mark.e2e
 
@@ -76,6 +77,7 @@ def test_admin_searches_edits_a_user_inline_and_signs_out(page: Page, console, l
     expect(row).to_contain_text(ROLE_LABELS["call_center"])
     mark_document(page)
     row.get_by_role("link", name="Edit").click()
+    settled(page)  # the row's form, bound by htmx
     role = row.get_by_label("Role")
     expect(role).to_be_visible()
     role.select_option(label="After-service manager")

@@ -21,7 +21,7 @@ from ocpp.v16 import call
 from playwright.sync_api import Page, expect
 
 from cass.live import EXTENSION_KEY
-from tests.e2e.conftest import Console, sign_in
+from tests.e2e.conftest import Console, settled, sign_in
 from tests.ocpp_support import RunningBridge, running_bridge
 from tests.test_charger_operations import ChargerThread
 
@@ -146,6 +146,7 @@ def test_engineer_resets_a_charger_and_sees_the_answer(
         page.evaluate("() => { window.__sameDocument = true; }")
 
         page.locator(".operations").get_by_role("link", name="Reset").click()
+        settled(page, "#command-slot form")
         form = page.locator("#command-slot form")
         expect(form).to_contain_text("Restart the charger")
         form.get_by_label("Type").select_option("Hard")

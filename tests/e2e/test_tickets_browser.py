@@ -288,6 +288,7 @@ def test_manager_assigns_a_new_ticket_on_the_board(page: Page, console, live_ser
     # "Assign" opens the move's form inside the card, asking for the assignee.
     mark_document(page)
     card.get_by_role("link", name="Assign").click()
+    settled(page)  # the card's form, bound by htmx
     assignee = card.get_by_label("Assign to")
     expect(assignee).to_be_visible()
     assignee.select_option(label="Erin Engineer")
@@ -426,6 +427,7 @@ def test_detail_and_board_of_others_update_live(open_as, app, demo, live_server)
     # The manager raises the priority through the inline edit.
     manager.page.goto(f"{live_server}/tickets/{key}")
     manager.page.locator("#transitions").get_by_role("link", name="Edit").click()
+    settled(manager.page)  # the inline form, bound by htmx
     manager.page.get_by_label("Priority").select_option("P1")
     with manager.page.expect_response(
         lambda r: r.url.endswith(f"/tickets/{key}/edit") and r.request.method == "POST"
@@ -445,6 +447,7 @@ def test_detail_and_board_of_others_update_live(open_as, app, demo, live_server)
 
     # The manager assigns it: the status, assignee and history follow on both pages.
     manager.page.locator("#transitions").get_by_role("link", name="Assign").click()
+    settled(manager.page, "#transition-form")
     manager.page.locator("#transition-form").get_by_label("Assign to").select_option(
         label="Erin Engineer"
     )

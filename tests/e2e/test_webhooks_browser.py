@@ -15,7 +15,7 @@ from playwright.sync_api import Page, expect
 
 from cass.services import webhooks
 from cass.tenancy import system_context
-from tests.e2e.conftest import sign_in
+from tests.e2e.conftest import settled, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -54,6 +54,7 @@ def test_admin_adds_an_endpoint_sends_a_test_and_sees_it_delivered(
     page.goto(f"{live_server}/admin/webhooks")
     expect(page.get_by_role("heading", level=1)).to_have_text("Webhooks")
     page.get_by_role("link", name="New endpoint").click()
+    settled(page, "#main form")  # a boosted page: typed before it settles, input can be lost
     page.get_by_label("URL").fill(url)
     page.get_by_label("Description").fill("Ops chat bridge")
     page.get_by_label("Ticket created").check()
