@@ -121,14 +121,13 @@ class Launcher:
     """Starts `cass up` in a fresh folder on free ports; kills everything left at teardown."""
 
     workdir: Path
-    web_port: int = 0
-    bridge_port: int = 0
+    web_port: int = field(init=False)
+    bridge_port: int = field(init=False)
     runs: list[Run] = field(default_factory=list)
     seen: list[psutil.Process] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if not (self.web_port and self.bridge_port):
-            self.web_port, self.bridge_port = free_ports(2)
+        self.web_port, self.bridge_port = free_ports(2)  # distinct: picked together
 
     @property
     def ports(self) -> tuple[int, int]:

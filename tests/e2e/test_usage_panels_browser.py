@@ -30,7 +30,7 @@ import psycopg
 import pytest
 from playwright.sync_api import Locator, Page, Response, expect
 
-from tests.e2e.conftest import Console, sign_in
+from tests.e2e.conftest import Console, settled, sign_in
 from tests.ocpp_support import execute
 
 pytestmark = pytest.mark.e2e
@@ -104,27 +104,13 @@ def answer_to(path: str, **params: str) -> Callable[[Response], bool]:
     return match
 
 
-def settled(page: Page, panel_id: str) -> None:
-    """Wait until htmx has put the panel `panel_id` in and settled it: htmx binds the new period
-    form only when it settles (it drops the new element's `htmx-added` class then), so a change
-    made before that would send nothing."""
-    page.wait_for_function(
-        """id => {
-            const panel = document.getElementById(id);
-            return panel !== null && panel.querySelector("form") !== null
-                && !panel.classList.contains("htmx-added");
-        }""",
-        arg=panel_id,
-    )
-
-
 def open_with_panels(page: Page, url: str) -> tuple[Locator, Locator]:
     """Open a page with both panels, wait until htmx has loaded and settled them (each with its
     period filled in), and return (utilization panel, peak-load panel)."""
     page.goto(url)
     panels = []
     for panel_id in ("utilization-panel", "peak_load-panel"):
-        settled(page, panel_id)
+        settled(page, f"#{panel_id} form")  # loaded by htmx, its period form bound
         panel = page.locator(f"#{panel_id}")
         expect(panel.get_by_label("From", exact=True)).not_to_have_value("")
         panels.append(panel)
@@ -153,7 +139,7 @@ def re_rendered(page: Page, panel_id: str, path: str, **params: str) -> Iterator
         yield swap
     swap.response = answer.value
     page.wait_for_function("old => !old.isConnected", arg=old)
-    settled(page, panel_id)
+    settled(page, f"#{panel_id} form")
 
 
 def show_day(page: Page, panel_id: str, path: str) -> None:
