@@ -334,7 +334,14 @@ def test_engineer_logs_work_with_a_photo_and_resolves(
     page.locator("#transitions").get_by_role("link", name="Start work").click()
     confirm = page.get_by_role("button", name="Start work")
     expect(confirm).to_be_visible()
-    confirm.click()
+    # The move's own answer redraws the whole ticket, worklog form included; the page's live
+    # refresh may show the new status first, so the test waits for the answer before typing.
+    with page.expect_response(
+        lambda r: r.url.endswith(f"/tickets/{key}/transition/start") and r.request.method == "POST"
+    ) as started:
+        confirm.click()
+    assert started.value.status == 200
+    settled(page)
     expect(fields.locator(".badge.status-in_progress")).to_have_text("In progress")
     expect(timeline).to_contain_text(re.compile(r"moved it from Assigned to\s+In progress"))
 
@@ -396,6 +403,31 @@ def test_engineer_logs_work_with_a_photo_and_resolves(
     ticket = stored(app, ticket_id)
     assert ticket.status == "resolved"
     assert ticket.resolution_note == "Latch freed and lubricated; full session tested."
+    assert console.errors == []
+
+
+def test_a_form_swapped_in_works_the_moment_it_shows(page: Page, console, live_server, app, demo):
+    ticket_id, key = make_ticket(app, demo, "Screen blank", assign_to="engineer@demo.test")
+    sign_in(page, live_server, "engineer@demo.test")
+    page.goto(f"{live_server}/tickets/{key}")
+    mark_document(page)
+    # Submit the move's form from a mutation observer: it runs as soon as the form is in the
+    # page, before any timer. htmx must have bound the form by then (its settle step runs at
+    # once), or the browser would post it itself and load a whole page.
+    page.evaluate(
+        """() => new MutationObserver((records, observer) => {
+            const form = document.querySelector("#transition-form");
+            if (form) { observer.disconnect(); form.requestSubmit(); }
+        }).observe(document.body, {childList: true, subtree: true})"""
+    )
+    with page.expect_request(
+        lambda r: r.url.endswith(f"/tickets/{key}/transition/start") and r.method == "POST"
+    ) as posted:
+        page.locator("#transitions").get_by_role("link", name="Start work").click()
+    assert posted.value.headers.get("hx-request") == "true"
+    expect(page.locator("#ticket-fields .badge.status-in_progress")).to_have_text("In progress")
+    assert still_same_document(page), "the form was posted by the browser, not by htmx"
+    assert stored(app, ticket_id).status == "in_progress"
     assert console.errors == []
 
 
