@@ -49,13 +49,26 @@ document.addEventListener("click", (event) => {
 });
 
 // Board and list redraw themselves on live events; not while someone is filling in a move on
-// the board or has ticked tickets for a bulk action (after the action, the list redraws).
+// the board or has ticked tickets for a bulk action (after the action, the list redraws). Asked
+// before the request and again before its answer is swapped in: a redraw already on its way
+// must not throw away a move opened or a box ticked meanwhile.
+function holdsWork(config) {
+  const elt = config.elt;
+  if (elt.id === "board") return elt.querySelector(".move-form") !== null;
+  if (elt.id !== "ticket-list") return false;
+  const trigger = config.triggeringEvent;
+  return (!trigger || trigger.type !== "tickets-changed")
+    && elt.querySelector("input[name=ticket]:checked") !== null;
+}
+
 document.addEventListener("htmx:beforeRequest", (event) => {
-  const elt = event.detail.elt;
-  const trigger = event.detail.requestConfig && event.detail.requestConfig.triggeringEvent;
-  if (elt.id === "board" && elt.querySelector(".move-form")) event.preventDefault();
-  if (elt.id === "ticket-list" && (!trigger || trigger.type !== "tickets-changed")
-      && elt.querySelector("input[name=ticket]:checked")) event.preventDefault();
+  const config = event.detail.requestConfig;
+  if (config && holdsWork(config)) event.preventDefault();
+});
+
+document.addEventListener("htmx:beforeSwap", (event) => {
+  const config = event.detail.requestConfig;
+  if (config && holdsWork(config)) event.detail.shouldSwap = false;
 });
 
 // Copy buttons: <button data-copy="#field"> copies the field's value (a secret shown once), and

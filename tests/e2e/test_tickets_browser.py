@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, Route, expect
 from sqlalchemy import select
 
 from cass.extensions import db
@@ -514,6 +514,74 @@ def test_detail_and_board_of_others_update_live(open_as, app, demo, live_server)
     expect(agent.page.get_by_label("Worklog")).to_have_value("Caller says it happens at :00")
     for who in (agent, engineer, manager):
         assert who.console.errors == []
+
+
+def hold_redraws(page: Page, path: str) -> list[Route]:
+    """Hold the page's own htmx redraws of `path` (not its first load) until the test lets
+    them go; the held requests collect in the returned list."""
+    held: list[Route] = []
+
+    def hold(route: Route) -> None:
+        if route.request.headers.get("hx-request") == "true":
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route(lambda url: urlsplit(url).path == path, hold)
+    page.evaluate(
+        """(id) => document.addEventListener("htmx:afterRequest", (event) => {
+            if (event.detail.requestConfig.elt.id === id) window.__redrawAnswered = true;
+        })""",
+        "board" if path.endswith("/board") else "ticket-list",
+    )
+    return held
+
+
+def let_go(page: Page, held: list[Route]) -> None:
+    """Let the held redraw go and wait until the page has had its answer."""
+    assert len(held) == 1, "no redraw was on its way"
+    held.pop().continue_()
+    page.wait_for_function("() => window.__redrawAnswered === true")
+
+
+@pytest.mark.parametrize("where", ["board", "list"])
+def test_a_redraw_on_its_way_keeps_work_begun_meanwhile(
+    where: str, page: Page, console, live_server, app, demo
+):
+    ticket_id, key = make_ticket(app, demo, "Display flickers", priority="P3")
+    sign_in(page, live_server, "manager@demo.test")
+    path = "/tickets/board" if where == "board" else "/tickets"
+    page.goto(f"{live_server}{path}")
+    card_or_row = page.locator(f"#card-{ticket_id}" if where == "board" else f"#ticket-{ticket_id}")
+    expect(card_or_row).to_be_visible()
+    expect_live(page)
+    held = hold_redraws(page, path)
+
+    # A live event sets a redraw on its way; its answer is held back.
+    redrawn = "#board" if where == "board" else "#ticket-list"
+    with page.expect_request(lambda r: urlsplit(r.url).path == path):
+        page.evaluate("(selector) => htmx.trigger(selector, 'sse:ticket')", redrawn)
+    # Meanwhile the manager begins: a move opened on the card, or the row ticked for bulk.
+    if where == "board":
+        card_or_row.get_by_role("link", name="Assign").click()
+        work = card_or_row.locator("form.move-form")
+        expect(work).to_be_visible()
+    else:
+        work = card_or_row.get_by_label(f"Select {key}")
+        work.check()
+
+    let_go(page, held)
+    # The redraw's answer was not swapped in: what the manager began is still there.
+    if where == "board":
+        expect(work).to_be_visible()
+        work.get_by_label("Assign to").select_option(label="Erin Engineer")
+        work.get_by_role("button", name="Assign").click()
+        expect(column(page, "assigned").locator(f"#card-{ticket_id}")).to_contain_text(
+            "Erin Engineer"
+        )
+    else:
+        expect(work).to_be_checked()
+    assert console.errors == []
 
 
 class ListNotLive(AssertionError):
