@@ -15,23 +15,18 @@ Run: python tests/bench/bench_api.py [--tickets 1000000] [--runs 50] [--pgdata D
 from __future__ import annotations
 
 import argparse
-import re
 import statistics
 
 import benchkit
 import psycopg
 from bench_ticket_list import (
-    PASSWORD,
     SCENARIOS,
     TENANTS,
-    ServerClock,
-    percentile,
     seed,
     timed_together,
 )
-from benchkit import log
+from benchkit import PASSWORD, ServerClock, log, percentile
 
-CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 EMAIL = "u1@t01.test"  # a manager of tenant 1, as in the ticket list benchmark
 
 
@@ -84,11 +79,7 @@ def run_bench(url: str, args: argparse.Namespace) -> None:
     app.config["CASS_API_RATE_LIMIT"] = 10**9
     clock = ServerClock(app.wsgi_app)
     app.wsgi_app = clock  # type: ignore[method-assign]
-    web = app.test_client()
-    page = web.get("/login").get_data(as_text=True)
-    csrf = CSRF_RE.search(page).group(1)  # type: ignore[union-attr]
-    signed = web.post("/login", data={"csrf_token": csrf, "email": EMAIL, "password": PASSWORD})
-    assert signed.status_code == 303, "sign-in failed"
+    web = benchkit.signed_in(app, EMAIL)
     api = app.test_client()
     write = {"Authorization": f"Bearer {_token(app, 'write')}"}
     read = {"Authorization": f"Bearer {_token(app, 'read')}"}

@@ -35,7 +35,6 @@ import argparse
 import asyncio
 import base64
 import contextlib
-import io
 import json
 import os
 import random
@@ -767,20 +766,10 @@ def _raise_nofile() -> None:
 # --- database --------------------------------------------------------------------------------
 
 
-def copy_rows(conn: Any, table: str, columns: str, rows: Iterator[str]) -> None:
-    with conn.cursor().copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-        buffer = io.StringIO()
-        for line in rows:
-            buffer.write(line)
-            if buffer.tell() > 1 << 20:
-                copy.write(buffer.getvalue())
-                buffer = io.StringIO()
-        copy.write(buffer.getvalue())
-
-
 def seed(url: str, fleet: int) -> None:
     """20 tenants, 50 sites each, `fleet` chargers round-robin over them, two connectors each."""
     import psycopg
+    from benchkit import copy_rows, reset_sequences
 
     from ocpp_bridge.keys import hash_key
 
@@ -831,11 +820,7 @@ def seed(url: str, fleet: int) -> None:
                 for c in (1, 2)
             ),
         )
-        for table in ("tenant", "site", "charger", "connector"):
-            conn.execute(
-                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                f"(SELECT max(id) FROM {table}))"
-            )
+        reset_sequences(conn, ("tenant", "site", "charger", "connector"))
         conn.commit()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")

@@ -15,7 +15,8 @@ import time
 
 import benchkit
 import psycopg
-from bench_ticket_list import CSRF_RE, PASSWORD, TENANTS, seed
+from bench_ticket_list import TENANTS, seed
+from benchkit import PASSWORD
 from sqlalchemy import select
 
 from cass.extensions import db
@@ -60,9 +61,9 @@ def main() -> None:
         app = benchkit.migrated_app(url, secret="bench")
         print(f"seeding {args.tickets:,} tickets over {TENANTS} tenants with COPY…", flush=True)
         seed(url, args.tickets, TENANTS, hash_password(PASSWORD))
-        client = app.test_client()
-        token = CSRF_RE.search(client.get("/login").get_data(as_text=True)).group(1)
-        client.post("/login", data={"csrf_token": token, "email": MANAGER, "password": PASSWORD})
+        client = benchkit.signed_in(app, MANAGER)
+        # The session's CSRF token, from the list page's bulk form.
+        token = benchkit.CSRF_RE.search(client.get("/tickets").get_data(as_text=True)).group(1)  # type: ignore[union-attr]
         bulk_times, loop_times = [], []
         for run in range(args.runs):
             chosen = pick(app, BATCH)

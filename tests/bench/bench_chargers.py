@@ -46,11 +46,10 @@ from typing import Any
 
 import benchkit
 import psycopg
-from benchkit import ROOT, log
+from benchkit import PASSWORD, ROOT, ServerClock, log, percentile
 
 from cass.extensions import db
 
-PASSWORD = "bench-password-1"
 CHATTY = "BENCH-CP-000042"
 TABLES = (
     "charger",
@@ -60,7 +59,6 @@ TABLES = (
     "charging_session",
     "ocpp_message",
 )
-CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
 
 SEED_SQL = """
@@ -192,22 +190,6 @@ def seed(app: object, url: str, args: argparse.Namespace) -> None:
                     log(f"  {what}: {time.monotonic() - started:.0f} s")
 
 
-class ServerClock:
-    """WSGI middleware timing each request until its body is produced."""
-
-    def __init__(self, wsgi_app: Callable[..., object]) -> None:
-        self.wsgi_app = wsgi_app
-        self.last = 0.0
-        self.last_cpu = 0.0  # the web process's own CPU time (not Postgres's)
-
-    def __call__(self, environ: dict, start_response: Callable[..., object]) -> object:
-        started, cpu = time.perf_counter(), time.process_time()
-        body = list(self.wsgi_app(environ, start_response))  # type: ignore[call-overload]
-        self.last = (time.perf_counter() - started) * 1000
-        self.last_cpu = (time.process_time() - cpu) * 1000
-        return body
-
-
 def cpu_pressure() -> float:
     """Return the total time (s) some task waited for a CPU, from /proc/pressure/cpu."""
     try:
@@ -215,11 +197,6 @@ def cpu_pressure() -> float:
     except OSError:
         return 0.0
     return int(line.rsplit("total=", 1)[1]) / 1e6
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def main() -> None:
@@ -291,12 +268,7 @@ def run(url: str, args: argparse.Namespace) -> None:
 
     clock = ServerClock(app.wsgi_app)
     app.wsgi_app = clock  # type: ignore[method-assign]
-    client = app.test_client()
-    token = CSRF_RE.search(client.get("/login").get_data(as_text=True)).group(1)  # type: ignore[union-attr]
-    signed = client.post(
-        "/login", data={"csrf_token": token, "email": "agent@demo.test", "password": PASSWORD}
-    )
-    assert signed.status_code == 303, "sign-in failed"
+    client = benchkit.signed_in(app, "agent@demo.test")
     hx = {"HX-Request": "true"}
     typical = "DEMO-BENCH-005000"
     rare = "BootNotification"  # one message of the chatty charger's 100,000

@@ -31,7 +31,6 @@ import argparse
 import hashlib
 import http.cookiejar
 import os
-import re
 import signal
 import socket
 import statistics
@@ -45,12 +44,11 @@ from pathlib import Path
 
 import benchkit
 import psycopg
-from bench_ticket_list import PASSWORD, seed
-from benchkit import log
+from bench_ticket_list import seed
+from benchkit import CSRF_RE, PASSWORD, log
 
 ROOT = benchkit.ROOT
 MANAGER = "u1@t01.test"  # a manager of tenant 1 (u0 is its admin)
-CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 MB = 1024 * 1024
 
 

@@ -37,14 +37,10 @@ import bench_ticket_list
 import benchkit
 import psycopg
 from bench_ticket_list import (
-    CSRF_RE,
-    PASSWORD,
-    ServerClock,
     explain,
-    percentile,
     timed_together,
 )
-from benchkit import log
+from benchkit import PASSWORD, ServerClock, log, percentile
 
 TENANT = 1
 ZONE = "Europe/Berlin"
@@ -197,7 +193,7 @@ def run(app: object, url: str, args: argparse.Namespace) -> None:
 
     clock = ServerClock(app.wsgi_app)  # type: ignore[attr-defined]
     app.wsgi_app = clock  # type: ignore[attr-defined]
-    clients = {role: signed_in(app, email) for role, email in USERS.items()}
+    clients = {role: benchkit.signed_in(app, email) for role, email in USERS.items()}
 
     from cass.services.dashboard import KEPT
 
@@ -222,16 +218,6 @@ def run(app: object, url: str, args: argparse.Namespace) -> None:
     if args.explain:
         explain(url, page_sql(app, clients["manager"]), tenant_id=TENANT)
     report(times, sizes, args)
-
-
-def signed_in(app: object, email: str) -> object:
-    client = app.test_client()  # type: ignore[attr-defined]
-    token = CSRF_RE.search(client.get("/login").get_data(as_text=True)).group(1)  # type: ignore[union-attr]
-    response = client.post(
-        "/login", data={"csrf_token": token, "email": email, "password": PASSWORD}
-    )
-    assert response.status_code == 303, f"sign-in of {email} failed"
-    return client
 
 
 def page_sql(app: object, client: object) -> list[tuple[str, dict]]:

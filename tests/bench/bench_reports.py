@@ -20,16 +20,14 @@ Run: python tests/bench/bench_reports.py [--tickets 1000000] [--runs 30] [--pgda
 from __future__ import annotations
 
 import argparse
-import re
 import time
 from datetime import timedelta
 
 import benchkit
 import psycopg
-from bench_ticket_list import NOW, PASSWORD, ServerClock, percentile, seed, timed_together
-from benchkit import log
+from bench_ticket_list import NOW, seed, timed_together
+from benchkit import PASSWORD, ServerClock, log, percentile
 
-CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 END = (NOW - timedelta(days=1)).date()
 RANGES = {
     "1 day, raw": END,
@@ -220,10 +218,7 @@ def run(app: object, args: argparse.Namespace) -> None:
     """Sign in as a manager and time every report over every range; print the figures."""
     clock = ServerClock(app.wsgi_app)  # type: ignore[attr-defined]
     app.wsgi_app = clock  # type: ignore[attr-defined]
-    client = app.test_client()  # type: ignore[attr-defined]
-    token = CSRF_RE.search(client.get("/login").get_data(as_text=True)).group(1)  # type: ignore[union-attr]
-    form = {"csrf_token": token, "email": "u1@t01.test", "password": PASSWORD}
-    assert client.post("/login", data=form).status_code == 303, "sign-in failed"
+    client = benchkit.signed_in(app, "u1@t01.test")
 
     from cass.services.reports import snapshots
 

@@ -32,7 +32,6 @@ Time it under the shared lock: flock /tmp/cass-bench.lock python tests/bench/ben
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 import os
@@ -42,13 +41,13 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import benchkit
 import psycopg
-from benchkit import log
+from benchkit import copy_rows, log
 
 from cass.business_time import TWENTY_FOUR_SEVEN, Calendar
 
@@ -77,21 +76,6 @@ SNAPSHOT_COLUMNS = (
     "state, warn_at, due_at, warned_at, breached_at, stopped_at, escalation_level,"
     " next_escalation_at, updated_at"
 )
-
-
-def copy_rows(conn: psycopg.Connection, table: str, columns: str, rows: Iterator[str]) -> int:
-    """COPY text-format lines into `table`, in 1 MB chunks; return how many."""
-    count = 0
-    with conn.cursor().copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-        buffer = io.StringIO()
-        for line in rows:
-            buffer.write(line)
-            count += 1
-            if buffer.tell() > 1 << 20:
-                copy.write(buffer.getvalue())
-                buffer = io.StringIO()
-        copy.write(buffer.getvalue())
-    return count
 
 
 def ts(moment: datetime | None) -> str:

@@ -17,10 +17,8 @@ Run: python tests/bench/bench_ticket_list.py [--tickets 1000000] [--runs 50] [--
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import random
-import re
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -28,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 
 import benchkit
 import psycopg
-from benchkit import log
+from benchkit import PASSWORD, ServerClock, copy_rows, log, percentile
 
 from cass.extensions import db
 
@@ -37,7 +35,6 @@ OPEN_SHARE = 5  # every 5th ticket is open: 200,000 of 1,000,000
 SITES_PER_TENANT = 100
 CHARGERS_PER_SITE = 10
 ENGINEERS, AGENTS, MANAGERS, VENDORS, VENDOR_USERS = 40, 12, 4, 5, 2
-PASSWORD = "bench-password-1"
 SEARCH_WORD = "holster"
 SCENARIOS = {
     "first page": "",
@@ -46,7 +43,6 @@ SCENARIOS = {
     "rare word": "q=E42",  # in 1 of 200
     "rarer word": "q=P4242",  # in 1 of 5,000
 }
-CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 PARTS = ["screen", "display", "cable", "holster", "connector", "plug", "RFID reader", "terminal"]
@@ -63,18 +59,6 @@ STATUSES_OPEN = ("new", "assigned", "in_progress", "on_hold", "reopened")
 PRIORITY_WEIGHTS = (("P1", 5), ("P2", 20), ("P3", 50), ("P4", 25))
 CATEGORIES = ("hardware", "connectivity", "payment", "firmware", "damage", "other")
 CHANNELS = ("phone", "email", "web", "ocpp-auto", "api")
-
-
-def copy_rows(conn: psycopg.Connection, table: str, columns: str, rows: Iterator[str]) -> None:
-    """COPY text-format lines into `table`, in 1 MB chunks."""
-    with conn.cursor().copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-        buffer = io.StringIO()
-        for line in rows:
-            buffer.write(line)
-            if buffer.tell() > 1 << 20:
-                copy.write(buffer.getvalue())
-                buffer = io.StringIO()
-        copy.write(buffer.getvalue())
 
 
 def ts(moment: datetime) -> str:
@@ -277,36 +261,13 @@ def seed(url: str, total: int, tenants: int, password_hash: str) -> None:
             conn.execute(definition)
         conn.commit()
         log(f"  {len(indexes)} ticket indexes built in {time.perf_counter() - building:.1f} s")
-        for table in ("tenant", "vendor", "app_user", "site", "charger", "connector", "ticket"):
-            conn.execute(
-                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                f"(SELECT max(id) FROM {table}))"
-            )
+        benchkit.reset_sequences(
+            conn, ("tenant", "vendor", "app_user", "site", "charger", "connector", "ticket")
+        )
         conn.commit()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
     log(f"  seeded and analysed in {time.perf_counter() - started:.1f} s")
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-
-class ServerClock:
-    """WSGI middleware keeping the server time of the last request (ms): the whole Flask app,
-    from the first before_request to the last teardown, without the test client around it."""
-
-    def __init__(self, wsgi_app: Callable[..., object]) -> None:
-        self.wsgi_app = wsgi_app
-        self.last = 0.0
-
-    def __call__(self, environ: dict, start_response: Callable[..., object]) -> object:
-        started = time.perf_counter()
-        try:
-            return self.wsgi_app(environ, start_response)
-        finally:
-            self.last = (time.perf_counter() - started) * 1000
 
 
 def timed_together(
@@ -363,17 +324,12 @@ def run_bench(url: str, args: argparse.Namespace) -> None:
 
     clock = ServerClock(app.wsgi_app)
     app.wsgi_app = clock  # type: ignore[method-assign]
-    client = app.test_client()
+    email = "u1@t01.test"  # a manager of tenant 1
+    client = benchkit.signed_in(app, email)
 
     def served(path: str, **headers: str) -> float:
         client.get(path, headers=headers).get_data()
         return clock.last
-
-    page = client.get("/login").get_data(as_text=True)
-    token = CSRF_RE.search(page).group(1)  # type: ignore[union-attr]
-    email = "u1@t01.test"  # a manager of tenant 1
-    signed = client.post("/login", data={"csrf_token": token, "email": email, "password": PASSWORD})
-    assert signed.status_code == 303, "sign-in failed"
 
     results = []
     floor: list[float] = []

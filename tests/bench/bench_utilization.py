@@ -40,12 +40,11 @@ from datetime import UTC, date, datetime, timedelta
 
 import benchkit
 import psycopg
-from bench_chargers import CSRF_RE, ServerClock, cpu_pressure, percentile
-from benchkit import log
+from bench_chargers import cpu_pressure
+from benchkit import PASSWORD, ServerClock, log, percentile
 
 from cass.services.reports import snapshots
 
-PASSWORD = "bench-password-1"
 TARGET_P95_MS = 300.0
 BULK_TABLES = ("charger_event", "charging_session", "meter_value")
 
@@ -198,12 +197,7 @@ def run(url: str, args: argparse.Namespace) -> None:
 
     clock = ServerClock(app.wsgi_app)
     app.wsgi_app = clock  # type: ignore[method-assign]
-    client = app.test_client()
-    token = CSRF_RE.search(client.get("/login").get_data(as_text=True)).group(1)  # type: ignore[union-attr]
-    signed = client.post(
-        "/login", data={"csrf_token": token, "email": "manager@demo.test", "password": PASSWORD}
-    )
-    assert signed.status_code == 303, "sign-in failed"
+    client = benchkit.signed_in(app, "manager@demo.test")
     end = date.today() - timedelta(days=1)
     ranges = {"30 days": end - timedelta(days=29), "1 year": end - timedelta(days=364)}
     pages = {

@@ -12,11 +12,14 @@ Importing this module puts the project root on sys.path, so the benches import `
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +32,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 FAST_LOAD = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+PASSWORD = "bench-password-1"  # every seeded user's
+CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
 
 def log(message: str) -> None:
@@ -107,8 +112,6 @@ def bulk_load(conn: psycopg.Connection, tables: list[str] | tuple[str, ...]) -> 
 
     `conn` is in autocommit. Indexes backing constraints (primary keys, unique) stay.
     """
-    import time
-
     conn.execute("SET session_replication_role = replica")  # no triggers, no FK checks
     conn.execute("SET maintenance_work_mem = '1GB'")
     conn.execute("SET max_parallel_maintenance_workers = 2")
@@ -131,3 +134,64 @@ def bulk_load(conn: psycopg.Connection, tables: list[str] | tuple[str, ...]) -> 
     started = time.monotonic()
     conn.execute("VACUUM ANALYZE")
     log(f"  VACUUM ANALYZE: {time.monotonic() - started:.0f} s")
+
+
+def copy_rows(conn: psycopg.Connection, table: str, columns: str, rows: Iterable[str]) -> int:
+    """COPY text-format lines into `table`, in 1 MB chunks; return how many."""
+    count = 0
+    with conn.cursor().copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        buffer = io.StringIO()
+        for line in rows:
+            buffer.write(line)
+            count += 1
+            if buffer.tell() > 1 << 20:
+                copy.write(buffer.getvalue())
+                buffer = io.StringIO()
+        copy.write(buffer.getvalue())
+    return count
+
+
+def signed_in(app: Any, email: str, password: str = PASSWORD) -> Any:
+    """Return a test client of `app` signed in through the real form as `email`."""
+    client = app.test_client()
+    token = CSRF_RE.search(client.get("/login").get_data(as_text=True))
+    assert token, "no CSRF token on the sign-in page"
+    answer = client.post(
+        "/login", data={"csrf_token": token.group(1), "email": email, "password": password}
+    )
+    assert answer.status_code == 303, f"sign-in of {email} failed"
+    return client
+
+
+def percentile(values: list[float], share: float) -> float:
+    """Return the nearest-rank `share` percentile of `values` (0.5: the median)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+class ServerClock:
+    """WSGI middleware keeping the server time of the last request (ms), until its body is
+    produced: the whole Flask app, without the test client around it, and the web process's
+    own CPU time (not Postgres's)."""
+
+    def __init__(self, wsgi_app: Callable[..., object]) -> None:
+        self.wsgi_app = wsgi_app
+        self.last = 0.0
+        self.last_cpu = 0.0
+
+    def __call__(self, environ: dict, start_response: Callable[..., object]) -> object:
+        started, cpu = time.perf_counter(), time.process_time()
+        body = list(self.wsgi_app(environ, start_response))  # type: ignore[call-overload]
+        self.last = (time.perf_counter() - started) * 1000
+        self.last_cpu = (time.process_time() - cpu) * 1000
+        return body
+
+
+def reset_sequences(conn: psycopg.Connection, tables: Iterable[str]) -> None:
+    """Move each table's id sequence past the ids COPY wrote, as inserts would have."""
+    for table in tables:
+        conn.execute(
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
+        )
