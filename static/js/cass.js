@@ -53,6 +53,7 @@ document.addEventListener("click", (event) => {
 // before the request and again before its answer is swapped in: a redraw already on its way
 // must not throw away a move opened or a box ticked meanwhile.
 function holdsWork(config) {
+  if (!config) return false;
   const elt = config.elt;
   if (elt.id === "board") return elt.querySelector(".move-form") !== null;
   if (elt.id !== "ticket-list") return false;
@@ -62,13 +63,11 @@ function holdsWork(config) {
 }
 
 document.addEventListener("htmx:beforeRequest", (event) => {
-  const config = event.detail.requestConfig;
-  if (config && holdsWork(config)) event.preventDefault();
+  if (holdsWork(event.detail.requestConfig)) event.preventDefault();
 });
 
 document.addEventListener("htmx:beforeSwap", (event) => {
-  const config = event.detail.requestConfig;
-  if (config && holdsWork(config)) event.detail.shouldSwap = false;
+  if (holdsWork(event.detail.requestConfig)) event.detail.shouldSwap = false;
 });
 
 // Copy buttons: <button data-copy="#field"> copies the field's value (a secret shown once), and

@@ -161,7 +161,7 @@ def test_agent_creates_a_ticket_from_a_charger_lookup(page: Page, console, live_
     page.get_by_role("navigation", name="Main").get_by_role("link", name="New ticket").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("New ticket")
     assert path_of(page) == "/tickets/new"
-    settled(page)  # a boosted page: typed before it settles, input can be lost
+    settled(page)  # a boosted page: typed before htmx has swapped it in, input is lost
     expect(page.get_by_label("Title")).to_be_focused()  # its autofocus field
 
     # Active search: the matching chargers appear as the agent types, without a page load.
@@ -516,9 +516,9 @@ def test_detail_and_board_of_others_update_live(open_as, app, demo, live_server)
         assert who.console.errors == []
 
 
-def hold_redraws(page: Page, path: str) -> list[Route]:
-    """Hold the page's own htmx redraws of `path` (not its first load) until the test lets
-    them go; the held requests collect in the returned list."""
+def hold_redraws(page: Page, path: str, redrawn_id: str) -> list[Route]:
+    """Hold the htmx redraws of `path` by the element `redrawn_id` (not the page's first load)
+    until the test lets them go; the held requests collect in the returned list."""
     held: list[Route] = []
 
     def hold(route: Route) -> None:
@@ -532,7 +532,7 @@ def hold_redraws(page: Page, path: str) -> list[Route]:
         """(id) => document.addEventListener("htmx:afterRequest", (event) => {
             if (event.detail.requestConfig.elt.id === id) window.__redrawAnswered = true;
         })""",
-        "board" if path.endswith("/board") else "ticket-list",
+        redrawn_id,
     )
     return held
 
@@ -550,17 +550,18 @@ def test_a_redraw_on_its_way_keeps_work_begun_meanwhile(
 ):
     ticket_id, key = make_ticket(app, demo, "Display flickers", priority="P3")
     sign_in(page, live_server, "manager@demo.test")
-    path = "/tickets/board" if where == "board" else "/tickets"
+    path, redrawn_id = (
+        ("/tickets/board", "board") if where == "board" else ("/tickets", "ticket-list")
+    )
     page.goto(f"{live_server}{path}")
     card_or_row = page.locator(f"#card-{ticket_id}" if where == "board" else f"#ticket-{ticket_id}")
     expect(card_or_row).to_be_visible()
     expect_live(page)
-    held = hold_redraws(page, path)
+    held = hold_redraws(page, path, redrawn_id)
 
     # A live event sets a redraw on its way; its answer is held back.
-    redrawn = "#board" if where == "board" else "#ticket-list"
     with page.expect_request(lambda r: urlsplit(r.url).path == path):
-        page.evaluate("(selector) => htmx.trigger(selector, 'sse:ticket')", redrawn)
+        page.evaluate("(id) => htmx.trigger('#' + id, 'sse:ticket')", redrawn_id)
     # Meanwhile the manager begins: a move opened on the card, or the row ticked for bulk.
     if where == "board":
         card_or_row.get_by_role("link", name="Assign").click()
