@@ -83,10 +83,11 @@ def console(page: Page) -> Console:
 
 
 def settled(page: Page, selector: str = "#main") -> None:
-    """Wait until `selector` is on the page and htmx has settled every swap and answered every
-    request: after a boosted navigation htmx binds the new content (its forms' triggers) and
-    focuses its autofocus field only when the swap settles, so input made before then is lost
-    or lands in the wrong field."""
+    """Wait until `selector` is on the page, htmx has answered every request and settled every
+    swap: a click returns before its answer is in, and until htmx has swapped the answer in and
+    settled it (bound its forms, focused its autofocus field) input is lost or lands in the old
+    page. The pages settle at once (`defaultSettleDelay: 0`); the settle classes are checked
+    too, for a swap that asks for a delay."""
     page.wait_for_function(
         """(selector) => document.querySelector(selector) !== null
             && document.querySelector(".htmx-added, .htmx-settling, .htmx-request") === null""",

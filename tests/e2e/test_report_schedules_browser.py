@@ -46,7 +46,7 @@ def test_manager_schedules_runs_and_downloads_the_ticket_list(
     page.get_by_role("link", name="Scheduled exports").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Scheduled exports")
     page.get_by_role("link", name="New schedule").click()
-    settled(page, "#name")  # a boosted page: typed before it settles, input can be lost
+    settled(page, "#name")  # a boosted page: typed before htmx has swapped it in, input is lost
 
     page.get_by_label("Name").fill("Open tickets every morning")
     page.get_by_label("Report").select_option("tickets")

@@ -28,8 +28,8 @@ def test_manager_filters_a_report_and_downloads_its_csv(
     sign_in(page, live_server, "manager@demo.test")
     page.get_by_role("link", name="Reports").first.click()
     page.get_by_role("link", name=re.compile("^Tickets by status")).click()
-    # The link is boosted (htmx swaps the body in, no page load), and htmx binds the new form
-    # only when the swap has settled: a change made before that sends nothing.
+    # The link is boosted (htmx swaps the body in, no page load): a change made before htmx has
+    # swapped in and bound the new form sends nothing.
     page.wait_for_url(re.compile(r"/reports/tickets-by"))
     settled(page, "#report-filters")
     filters = page.locator("#report-filters")

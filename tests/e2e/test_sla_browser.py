@@ -22,7 +22,7 @@ def test_admin_previews_and_changes_promises(page: Page, console, live_server, a
     sign_in(page, live_server, "admin@demo.test")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="SLA").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("SLA promises")
-    settled(page, "#sla-preview")  # a boosted page: its form sends nothing until then
+    settled(page, "#sla-preview")  # a boosted page: its form sends nothing until swapped in
     preview = page.locator("#sla-preview")
     page.get_by_label("Priority").select_option("P1")
     # htmx swaps the preview in place: the P1 promises run 24/7.
@@ -43,8 +43,8 @@ def test_admin_previews_and_changes_promises(page: Page, console, live_server, a
     # The P3 policy's resolution target, from 30 to 20 business hours.
     page.get_by_role("link", name="← SLA promises").click()
     page.get_by_role("link", name="P3 standard").click()
-    # The boosted page focuses its autofocus field (the name) once it settles; typing before
-    # that would land in the name (CI once saved "1200P3 standard").
+    # The boosted page focuses its autofocus field (the name) once htmx has swapped it in;
+    # typing before that could land in the name (CI once saved "1200P3 standard").
     settled(page, "#resolution_minutes")
     expect(page.get_by_label("Name")).to_be_focused()
     page.locator("#resolution_minutes").fill("1200")

@@ -54,7 +54,7 @@ def test_admin_adds_an_endpoint_sends_a_test_and_sees_it_delivered(
     page.goto(f"{live_server}/admin/webhooks")
     expect(page.get_by_role("heading", level=1)).to_have_text("Webhooks")
     page.get_by_role("link", name="New endpoint").click()
-    settled(page, "#main form")  # a boosted page: typed before it settles, input can be lost
+    settled(page, "#main form")  # a boosted page: typed before it is swapped in, input is lost
     page.get_by_label("URL").fill(url)
     page.get_by_label("Description").fill("Ops chat bridge")
     page.get_by_label("Ticket created").check()
